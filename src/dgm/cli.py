@@ -1,0 +1,180 @@
+"""The ``dgm`` command: list, train, sample, evaluate, report."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+TRAIN_OPTIONS = ("max_epochs", "max_steps", "max_time", "batch_size", "lr", "lr_schedule", "grad_clip",
+                 "ema_decay", "seed", "devices", "strategy", "eval_batches")
+
+
+def _key_values(pairs: list[str], flag: str) -> dict:
+    """``["hidden=[64,64]", "lr=0.1"]`` → ``{"hidden": [64, 64], "lr": 0.1}`` (values read as YAML)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{flag} takes KEY=VALUE, got {pair!r}")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dgm", description="Deep generative models: train, sample, evaluate.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("list", help="models, data sets and recipes, one line each")
+
+    train = commands.add_parser("train", help="train a recipe, or --model on --data")
+    train.add_argument("recipe", nargs="?", help="a recipe name (see `dgm list`)")
+    train.add_argument("--model", help="model name (overrides the recipe's)")
+    train.add_argument("--data", help="data set name (overrides the recipe's)")
+    train.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                       help="model constructor argument, e.g. hidden=[64,64] (repeatable)")
+    train.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
+                       help="data set option, e.g. n_train=5000 (repeatable)")
+    train.add_argument("--out", type=Path, help="run folder (default runs/MODEL-DATA-TIME)")
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run from its last checkpoint")
+    for option, kind in [("max_epochs", int), ("max_steps", int), ("max_time", float), ("batch_size", int),
+                         ("lr", float), ("grad_clip", float), ("ema_decay", float), ("seed", int),
+                         ("devices", int), ("eval_batches", int)]:
+        train.add_argument("--" + option.replace("_", "-"), type=kind)
+    train.add_argument("--lr-schedule", choices=["constant", "cosine"])
+    train.add_argument("--strategy", help="Lightning strategy, e.g. ddp (with --devices 2)")
+    train.add_argument("--no-evaluate", action="store_true", help="skip the test evaluation after training")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sample = commands.add_parser("sample", help="draw samples from a trained run")
+    sample.add_argument("run", type=Path)
+    sample.add_argument("-n", type=int, default=64, help="number of samples")
+    sample.add_argument("-o", "--output", type=Path, required=True, help="FILE.png (picture) or FILE.npz (array)")
+    sample.add_argument("--seed", type=int, default=0)
+
+    evaluate = commands.add_parser("evaluate", help="test NLL / bits per dim of a run; writes RUN/metrics.json")
+    evaluate.add_argument("run", type=Path)
+    evaluate.add_argument("--batch-size", type=int, default=1000)
+
+    report = commands.add_parser("report", help="one table (and HTML page) of runs with their pictures")
+    report.add_argument("runs", type=Path, nargs="+")
+    report.add_argument("-o", "--output", type=Path, default=Path("report.html"))
+    return parser
+
+
+def _list() -> None:
+    from dgm.api import list_datasets, list_models
+    from dgm.recipes import list_recipes
+    for title, entries in [("models", list_models()), ("data sets", list_datasets()), ("recipes", list_recipes())]:
+        print(f"{title}:")
+        width = max(map(len, entries))
+        for name, description in entries.items():
+            print(f"  {name:<{width}}  {description}")
+
+
+def _train_plan(args) -> dict:
+    """Model, data and training options from the recipe (or the resumed run), overridden by the flags."""
+    from dgm.recipes import load_recipe
+    from dgm.runs import read_run
+    if args.resume is not None:
+        record = read_run(args.resume)
+        plan = {"model": record["model"], "data": record["data"], "data_options": record["data_options"],
+                "model_options": {}, "train": record["train"]}
+    elif args.recipe is not None:
+        plan = load_recipe(args.recipe)
+    else:
+        plan = {"model": None, "data": None, "data_options": {}, "model_options": {}, "train": {}}
+    plan["model"] = args.model or plan["model"]
+    plan["data"] = args.data or plan["data"]
+    if not plan["model"] or not plan["data"]:
+        raise ValueError("give a recipe (see `dgm list`) or both --model and --data")
+    plan["model_options"] |= _key_values(args.model_arg, "--model-arg")
+    plan["data_options"] |= _key_values(args.data_arg, "--data-arg")
+    plan["train"] |= {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None}
+    return plan
+
+
+def _train(args) -> None:
+    from dgm.api import create
+    from dgm.checkpoint import load_model
+    from dgm.data import load
+    from dgm.metrics import nll_label
+    from dgm.runs import evaluate_run
+    from dgm.training import fit, seed_everything
+
+    plan = _train_plan(args)
+    data = load(plan["data"], **plan["data_options"])
+    seed_everything(plan["train"].get("seed", 0))
+    if args.resume is not None:
+        model, out = load_model(args.resume), args.resume
+    else:
+        model, out = create(plan["model"], data=data, **plan["model_options"]), args.out
+    run = fit(model, data, out, resume=args.resume is not None, progress=not args.no_progress, **plan["train"])
+    if run.rank != 0:
+        return
+    print(f"run folder: {run.directory}  ({run.seconds:.1f} s of training)")
+    if not args.no_evaluate:
+        metrics = evaluate_run(run.directory)
+        print(nll_label(metrics) if metrics["likelihood"] else "no likelihood (implicit model)",
+              f"| data entropy {metrics['entropy_nats']:.4f} nats" if "entropy_nats" in metrics else "")
+
+
+def _sample(args) -> None:
+    import torch
+
+    from dgm import plots
+    from dgm.checkpoint import load_model
+    from dgm.runs import run_data
+    if args.n < 1:
+        raise ValueError(f"-n must be at least 1, got {args.n}")
+    suffix = args.output.suffix.lower()
+    if suffix not in (".png", ".npz"):
+        raise ValueError(f"the output must end in .png or .npz, got {args.output}")
+    model = load_model(args.run)
+    torch.manual_seed(args.seed)
+    with torch.no_grad():
+        samples = model.sample(args.n)
+    if suffix == ".npz":
+        np.savez(args.output, samples=samples.cpu().numpy())
+    else:
+        data = run_data(args.run)
+        if data.is_image:
+            plots.save_image_grid(samples, data.levels, args.output)
+        elif data.shape == (2,):
+            plots.scatter_2d(samples, args.output, reference=data.test[:args.n])
+        else:
+            raise ValueError(f"no picture for data of shape {data.shape}; write .npz instead")
+    print(f"{args.n} samples written to {args.output}")
+
+
+def _evaluate(args) -> None:
+    from dgm.runs import evaluate_run
+    print(json.dumps(evaluate_run(args.run, batch_size=args.batch_size), indent=2))
+
+
+def _report(args) -> None:
+    from dgm.report import report_table, write_report
+    print(report_table(args.runs))
+    print(f"report written to {write_report(args.runs, args.output)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from dgm.training import TrainingDiverged
+    args = _parser().parse_args(argv)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    commands = {"list": lambda a: _list(), "train": _train, "sample": _sample, "evaluate": _evaluate,
+                "report": _report}
+    try:
+        commands[args.command](args)
+    except (ValueError, FileNotFoundError, TrainingDiverged) as error:
+        print(f"dgm {args.command}: error: {error}", file=sys.stderr)
+        return 2 if not isinstance(error, TrainingDiverged) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The protocol that every generative model of ``dgm`` follows.
+
+A model is a ``torch.nn.Module`` subclass of :class:`GenerativeModel`. It is built from keyword arguments that
+describe the data (``shape``, and ``levels`` for discrete data) and its hyper-parameters; those arguments are recorded
+in ``model.config`` so that a checkpoint can rebuild the model without pickle (see :mod:`dgm.checkpoint`).
+
+Data convention (one for every model): a float tensor of shape ``(N, *shape)``. Discrete data (images, histograms)
+hold integer values ``0 .. levels-1``; continuous data (2D toys, tabular vectors) hold any finite floats. Models that
+need continuous input dequantize inside, so ``log_prob`` is always the log-probability of the data as given.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+Likelihood = Literal["exact", "lower_bound"] | None
+
+
+def check_data(x: Tensor, shape: tuple[int, ...], levels: int | None, name: str = "x") -> Tensor:
+    """Return ``x`` if it follows the data convention for ``shape`` and ``levels``, else raise ``ValueError``."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (N, {', '.join(map(str, shape))}), "
+                         f"got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor (dgm keeps discrete values as floats), "
+                         f"got dtype {x.dtype}")
+    if tuple(x.shape[1:]) != tuple(shape) or x.dim() != len(shape) + 1:
+        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if levels is not None:
+        if x.numel() and (x.min() < 0 or x.max() > levels - 1):
+            raise ValueError(f"{name} must hold integers in 0..{levels - 1}, "
+                             f"got values in [{x.min().item():g}, {x.max().item():g}]")
+        if not torch.equal(x, x.round()):
+            raise ValueError(f"{name} must hold integer values 0..{levels - 1} (discrete data), got fractions")
+    return x
+
+
+def _jsonable(value, where: str):
+    """Tuples become lists; anything JSON cannot hold is refused with the argument's name."""
+    if isinstance(value, tuple | list):
+        return [_jsonable(v, where) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"model argument {where}={value!r} cannot be saved in config.json; "
+                    "use numbers, strings, lists or dicts")
+
+
+class GenerativeModel(nn.Module):
+    """Base class: ``loss``, ``sample``, ``log_prob`` and ``save``, with the likelihood labelled honestly.
+
+    Subclasses set ``likelihood`` to ``"exact"`` (autoregressive models, flows on continuous data),
+    ``"lower_bound"`` (ELBO/IWAE, dequantized flows on discrete data, diffusion VLB) or ``None`` (implicit models).
+    """
+
+    likelihood: ClassVar[Likelihood] = None
+    adversarial: ClassVar[bool] = False
+    adam_betas: ClassVar[tuple[float, float]] = (0.9, 0.999)
+    model_name: ClassVar[str] = ""  # set by dgm.registry.register_model
+
+    config: dict
+
+    def __init_subclass__(cls, **kwargs):
+        """Wrap each subclass constructor so that the outermost call records its arguments in ``self.config``."""
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            return
+        original_init = cls.__init__
+        signature = inspect.signature(original_init)
+
+        @functools.wraps(original_init)
+        def recording_init(self, *args, **kw):
+            if "config" not in self.__dict__:
+                bound = signature.bind(self, *args, **kw)
+                bound.apply_defaults()
+                arguments = dict(bound.arguments)
+                arguments.pop("self")
+                object.__setattr__(self, "config", {k: _jsonable(v, k) for k, v in arguments.items()})
+            original_init(self, *args, **kw)
+
+        cls.__init__ = recording_init
+
+    # -- the protocol -------------------------------------------------------------------------------------------
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        """Scalars to log; the key ``"loss"`` is minimised."""
+        raise NotImplementedError
+
+    def sample(self, n: int, **options) -> Tensor:
+        """``n`` samples in data space, following the data convention."""
+        raise NotImplementedError
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Log-probability (or its lower bound, see ``likelihood``) of each example, shape ``(N,)``, in nats."""
+        raise NotImplementedError(f"{type(self).__name__} has no likelihood (likelihood = None)")
+
+    # -- conveniences shared by every model ----------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        tensor = next(iter(self.parameters()), None)
+        if tensor is None:
+            tensor = next(iter(self.buffers()), torch.empty(0))
+        return tensor.device
+
+    def check(self, x: Tensor) -> Tensor:
+        """Validate ``x`` against this model's ``shape`` and ``levels`` (see :func:`check_data`)."""
+        return check_data(x, tuple(self.config["shape"]), self.config.get("levels"))
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``."""
+        from dgm.checkpoint import save_model
+        return save_model(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "GenerativeModel":
+        """Rebuild a saved model; the saved class must be ``cls`` or a subclass of it."""
+        from dgm.checkpoint import load_model
+        model = load_model(directory)
+        if not isinstance(model, cls):
+            raise ValueError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+    def extra_repr(self) -> str:
+        return json.dumps(self.config) if not list(self.children()) else ""
+
+
+class AdversarialModel(GenerativeModel):
+    """An implicit model trained by alternating critic and generator steps (Goodfellow et al., 2014).
+
+    The trainer calls ``critic_loss`` on every batch and ``generator_loss`` after every ``critic_steps`` critic
+    updates, each with its own optimizer over ``critic_parameters()`` / ``generator_parameters()``.
+    """
+
+    adversarial = True
+    critic_steps: int = 1
+
+    def generator_loss(self, x: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def critic_loss(self, x: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def generator_parameters(self):
+        raise NotImplementedError
+
+    def critic_parameters(self):
+        raise NotImplementedError
+
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        """Both objectives on a batch, for evaluation: ``loss`` is the generator's."""
+        generator = self.generator_loss(x)
+        critic = self.critic_loss(x)
+        return {"loss": generator["loss"], "critic_loss": critic["loss"]}

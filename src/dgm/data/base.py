@@ -1,0 +1,66 @@
+"""The one data container of dgm and the data-set registry's front door."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from torch import Tensor
+
+from dgm.core import check_data
+from dgm.registry import DATASET_DESCRIPTIONS, DATASETS
+
+
+@dataclass(frozen=True)
+class Data:
+    """A train/test split that follows the data convention of :mod:`dgm.core`.
+
+    ``levels`` is the number of discrete values (``None`` for continuous data). ``train_transform`` is applied to
+    every training batch (for example dynamic binarization); it uses torch's global generator, whose state the
+    trainer checkpoints. ``distribution``, where known, is the exact generator of the data, with ``sample(n)`` and,
+    where exact, ``log_prob(x)`` and ``entropy()``. ``options`` rebuild the data with ``load(name, **options)``.
+    """
+
+    name: str
+    train: Tensor
+    test: Tensor
+    levels: int | None = None
+    train_labels: Tensor | None = None
+    test_labels: Tensor | None = None
+    train_transform: Callable[[Tensor], Tensor] | None = None
+    distribution: Any = None
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        check_data(self.train, self.shape, self.levels, name=f"{self.name} training data")
+        check_data(self.test, self.shape, self.levels, name=f"{self.name} test data")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.train.shape[1:])
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 3
+
+    @property
+    def dim(self) -> int:
+        """Number of scalar dimensions of one example (the D of bits/dim)."""
+        return self.train[0].numel()
+
+
+def load(name: str, **options) -> Data:
+    """Build the registered data set ``name``; ``options`` are passed to its factory."""
+    from dgm.registry import _import_all
+    _import_all()
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; known data sets: {', '.join(sorted(DATASETS))}")
+    data = DATASETS[name](**options)
+    return replace(data, name=name, options=dict(options))
+
+
+def list_datasets() -> dict[str, str]:
+    """Registered data-set names with a one-line description each."""
+    from dgm.registry import _import_all
+    _import_all()
+    return dict(sorted(DATASET_DESCRIPTIONS.items()))

@@ -1,0 +1,1 @@
+"""adversarial package."""

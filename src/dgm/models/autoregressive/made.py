@@ -1,0 +1,127 @@
+"""MADE as a density model (Germain et al., 2015): ``log p(x) = Σ_i log p(x_i | x_<i)`` in one masked pass.
+
+The masked network (:class:`dgm.nn.made.MADENetwork`) outputs, for every dimension ``i``, the parameters of the
+conditional ``p(x_i | x_<i)`` given the dimensions that precede ``i`` in the ordering:
+
+- discrete data (``levels`` values): a categorical with ``levels`` logits, ``log p(x_i | x_<i) =
+  log_softmax(logits_i)[x_i]``, the course's seminar 2 model;
+- continuous data (``levels=None``): a Gaussian ``N(x_i; μ_i, σ_i²)``, with ``log σ_i`` clamped to
+  ``[LOG_SCALE_MIN, LOG_SCALE_MAX]`` so that a collapsing or exploding scale cannot produce an infinite density.
+
+Images ``(C, H, W)`` are flattened channel-major in raster order: dimension ``c·H·W + h·W + w``. Sampling needs one
+network pass per dimension, in the ordering, each pass vectorised over the samples.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from dgm.core import GenerativeModel
+from dgm.nn.made import MADENetwork, Ordering
+from dgm.registry import register_model
+
+InputEncoding = Literal["one_hot", "scaled"]
+
+LOG_SCALE_MIN, LOG_SCALE_MAX = -10.0, 10.0
+ONE_HOT_MAX_LEVELS = 64
+
+
+@register_model("made", "MADE: masked MLP, exact autoregressive likelihood, categorical or Gaussian conditionals")
+class MADE(GenerativeModel):
+    """Masked autoencoder for distribution estimation over data of any ``shape``.
+
+    ``levels`` is the number of discrete values (``None`` for continuous data). ``input_encoding`` chooses how
+    discrete values enter the network: ``"one_hot"`` (the default up to ``ONE_HOT_MAX_LEVELS`` levels, each value a
+    one-hot code sharing its dimension's degree) or ``"scaled"`` (``2·x/(levels-1) - 1``, one input per dimension).
+    """
+
+    likelihood = "exact"
+
+    def __init__(self, shape: Sequence[int], levels: int | None = None, hidden: Sequence[int] = [512, 512],
+                 order: Ordering = "natural", seed: int = 0, input_encoding: InputEncoding | None = None):
+        super().__init__()
+        self.shape = tuple(int(size) for size in shape)
+        if not self.shape or min(self.shape) < 1:
+            raise ValueError(f"shape must be a non-empty tuple of positive sizes, got {tuple(shape)}")
+        if levels is not None and (not isinstance(levels, int) or levels < 2):
+            raise ValueError(f"levels must be an integer >= 2 for discrete data or None for continuous data, "
+                             f"got {levels!r}")
+        self.levels = levels
+        self.dim = math.prod(self.shape)
+        self.input_encoding = self._resolve_encoding(levels, input_encoding)
+        in_per_dim = levels if self.input_encoding == "one_hot" else 1
+        out_per_dim = levels if levels is not None else 2
+        self.net = MADENetwork(self.dim, list(hidden), out_per_dim, in_per_dim, order=order, seed=seed)
+
+    @staticmethod
+    def _resolve_encoding(levels: int | None, input_encoding: InputEncoding | None) -> InputEncoding | None:
+        if levels is None:
+            if input_encoding is not None:
+                raise ValueError(f"input_encoding applies to discrete data only (levels=None), got {input_encoding!r}")
+            return None
+        if input_encoding is None:
+            return "one_hot" if levels <= ONE_HOT_MAX_LEVELS else "scaled"
+        if input_encoding not in ("one_hot", "scaled"):
+            raise ValueError(f"input_encoding must be 'one_hot', 'scaled' or None, got {input_encoding!r}")
+        return input_encoding
+
+    def _encode(self, flat: Tensor) -> Tensor:
+        """Network input for flattened data ``(N, D)``."""
+        if self.input_encoding == "one_hot":
+            return F.one_hot(flat.long(), self.levels).to(flat.dtype)
+        if self.input_encoding == "scaled":
+            return flat / (self.levels - 1) * 2 - 1
+        return flat
+
+    def conditionals(self, x: Tensor) -> Tensor:
+        """Parameters of every ``p(x_i | x_<i)``, shape ``(N, D, levels)`` (logits) or ``(N, D, 2)`` (μ, log σ).
+
+        ``x`` is data of shape ``(N, *shape)`` or flattened ``(N, D)``; dimension ``i`` of the result depends only on
+        dimensions that come before ``i`` in the ordering. For continuous data the log-scale is already clamped.
+        """
+        outputs = self.net(self._encode(x.reshape(len(x), self.dim)))
+        if self.levels is not None:
+            return outputs
+        mean, log_scale = outputs.unbind(-1)
+        return torch.stack([mean, log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)], dim=-1)
+
+    def _log_conditionals(self, flat: Tensor, parameters: Tensor) -> Tensor:
+        """``log p(x_i | x_<i)`` of flattened data ``(N, D)``, elementwise ``(N, D)``."""
+        if self.levels is not None:
+            return F.log_softmax(parameters, dim=-1).gather(-1, flat.long().unsqueeze(-1)).squeeze(-1)
+        mean, log_scale = parameters.unbind(-1)
+        return -0.5 * ((flat - mean) * torch.exp(-log_scale)) ** 2 - log_scale - 0.5 * math.log(2 * math.pi)
+
+    def _draw(self, parameters: Tensor) -> Tensor:
+        """One value per row from conditionals ``(n, out_per_dim)`` of one dimension, using the global generator."""
+        if self.levels is not None:
+            return torch.multinomial(F.softmax(parameters, dim=-1), 1).squeeze(-1).to(parameters.dtype)
+        mean, log_scale = parameters.unbind(-1)
+        return mean + torch.exp(log_scale) * torch.randn_like(mean)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Exact ``log p(x)`` in nats, shape ``(N,)``."""
+        self.check(x)
+        flat = x.reshape(len(x), self.dim)
+        return self._log_conditionals(flat, self.conditionals(x)).sum(dim=1)
+
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        """Mean negative log-likelihood per example (nats) and in bits per dimension."""
+        nll = -self.log_prob(x).mean()
+        return {"loss": nll, "nll": nll, "bpd": nll / (self.dim * math.log(2))}
+
+    @torch.no_grad()
+    def sample(self, n: int, progress: bool = False) -> Tensor:
+        """``n`` samples of shape ``(n, *shape)``: ``D`` passes, dimension by dimension in the ordering."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        flat = torch.zeros(n, self.dim, device=self.device, dtype=self.net.output.weight.dtype)
+        for i in tqdm(self.net.sampling_order.tolist(), desc="MADE sampling", disable=not progress):
+            flat[:, i] = self._draw(self.conditionals(flat)[:, i])
+        return flat.view(n, *self.shape)

@@ -1,0 +1,408 @@
+"""Pictures of samples, densities and training curves, written as PNG files without a display.
+
+The figures are the ones the OzonMasters 2022 DGM course draws with its ``dgm_utils`` helpers: grids of image
+samples (``show_samples``), 2D scatters of samples over data (``visualize_2d_samples``), a density evaluated on a
+grid (``visualize_2d_densities``), train and test curves (``plot_training_curves``), the learned versus true
+histograms of seminars 1 and 2, and the latent space of a flow coloured by label (homework 3).
+
+Every figure is built with the object-oriented API (``matplotlib.figure.Figure``), never with ``pyplot``, so no
+display is needed and no figure outlives the call. Each ``_..._figure`` function returns the figure before it is
+saved, which lets tests inspect what was drawn. The density plot also reports the midpoint-rule integral
+``Σ p(x_ij) · Δx · Δy`` over the grid: a normalised density whose mass lies inside the box integrates to about 1.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Circle
+from torch import Tensor
+
+from dgm.core import check_data
+
+Bounds = tuple[tuple[float, float], tuple[float, float]]
+ArrayLike = Tensor | np.ndarray | Sequence
+
+PAD_VALUE = 128  # mid-grey between grid cells: visible next to black and to white backgrounds
+DPI = 100
+SPLIT_ORDER = {"train": 0, "test": 1}  # drawing order (and so colours C0, C1) of the curves within a panel
+
+
+# -- image grids ------------------------------------------------------------------------------------------------------
+def image_grid(images: ArrayLike, levels: int, nrow: int | None = None, padding: int = 1) -> np.ndarray:
+    """Tile images ``(N, C, H, W)`` holding integers ``0..levels-1`` into one ``uint8`` RGB picture ``(H', W', 3)``.
+
+    Value ``k`` becomes ``round(255 k / (levels - 1))``; one channel is shown grey, three as RGB. ``nrow`` is the
+    number of images per row (as in torchvision's ``make_grid``), by default ``ceil(sqrt(N))``. ``padding`` grey
+    pixels separate the images and frame the grid, so ``H' = rows (H + padding) + padding``; slots after the last
+    image are grey.
+    """
+    pixels = _image_pixels(images, levels)
+    count, height, width, _ = pixels.shape
+    nrow = math.ceil(math.sqrt(count)) if nrow is None else nrow
+    if not isinstance(nrow, int) or nrow < 1:
+        raise ValueError(f"nrow must be a positive integer (images per row), got {nrow!r}")
+    if not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"padding must be a non-negative integer number of pixels, got {padding!r}")
+    rows = math.ceil(count / nrow)
+    cell_height, cell_width = height + padding, width + padding
+    cells = np.full((rows * nrow, cell_height, cell_width, 3), PAD_VALUE, dtype=np.uint8)
+    cells[:count, padding:, padding:] = pixels
+    grid = cells.reshape(rows, nrow, cell_height, cell_width, 3).transpose(0, 2, 1, 3, 4)
+    grid = grid.reshape(rows * cell_height, nrow * cell_width, 3)
+    return np.pad(grid, ((0, padding), (0, padding), (0, 0)), constant_values=PAD_VALUE)
+
+
+def _image_pixels(images: ArrayLike, levels: int) -> np.ndarray:
+    """Validated images as ``uint8`` RGB ``(N, H, W, 3)`` on the 0..255 scale."""
+    _check_levels(levels)
+    tensor = images.detach().cpu() if isinstance(images, Tensor) else torch.as_tensor(np.asarray(images))
+    if tensor.dim() != 4 or tensor.shape[0] == 0 or tensor.shape[1] not in (1, 3):
+        raise ValueError(f"images must have shape (N, C, H, W) with N >= 1 and C = 1 (grey) or 3 (RGB), "
+                         f"got {tuple(tensor.shape)}")
+    tensor = check_data(tensor.double(), tuple(tensor.shape[1:]), levels, name="images")
+    scaled = torch.round(tensor * 255 / (levels - 1)).to(torch.uint8)
+    return scaled.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()
+
+
+def save_image_grid(images: ArrayLike, levels: int, path: str | Path, nrow: int | None = None,
+                    title: str | None = None) -> Path:
+    """Write :func:`image_grid` of ``images`` as a PNG (6 inches wide, pixels drawn as crisp squares)."""
+    return _save(_grid_figure(image_grid(images, levels, nrow), title), path)
+
+
+def _grid_figure(grid: np.ndarray, title: str | None) -> Figure:
+    height, width, _ = grid.shape
+    figure = Figure(figsize=(6, 6 * height / width + (0.5 if title else 0)), dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    axes.imshow(grid, interpolation="nearest")
+    axes.set_axis_off()
+    _title(axes, title)
+    return figure
+
+
+# -- 2D points and densities ------------------------------------------------------------------------------------------
+def scatter_2d(points: ArrayLike, path: str | Path, labels: ArrayLike | None = None,
+               reference: ArrayLike | None = None, title: str | None = None, bounds: Bounds | None = None) -> Path:
+    """Scatter of 2D ``points`` ``(N, 2)`` (coloured by ``labels`` if given) over ``reference`` data in grey.
+
+    ``bounds`` is ``((x_low, x_high), (y_low, y_high))``.
+    """
+    return _save(_scatter_figure(points, labels, reference, title, bounds), path)
+
+
+def _scatter_figure(points: ArrayLike, labels: ArrayLike | None = None, reference: ArrayLike | None = None,
+                    title: str | None = None, bounds: Bounds | None = None) -> Figure:
+    points = _points(points, "points")
+    figure = Figure(figsize=(5, 5), dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    legend: list[tuple[Line2D, str]] = []
+    if reference is not None:
+        data = _points(reference, "reference")
+        axes.scatter(data[:, 0], data[:, 1], s=1, c="lightgrey")
+        legend.append((Line2D([], [], marker="o", linestyle="", color="lightgrey"), "data"))
+    if labels is None:
+        axes.scatter(points[:, 0], points[:, 1], s=1, c="C0")
+        legend.append((Line2D([], [], marker="o", linestyle="", color="C0"), "samples"))
+    else:
+        dots = axes.scatter(points[:, 0], points[:, 1], s=1, c=_labels(labels, len(points)), cmap="tab10")
+        legend += zip(*dots.legend_elements(num=None))
+    if len(legend) > 1:
+        axes.legend(*zip(*legend))
+    if bounds is not None:
+        (x_low, x_high), (y_low, y_high) = _bounds(bounds)
+        axes.set_xlim(x_low, x_high)
+        axes.set_ylim(y_low, y_high)
+    _title(axes, title)
+    return figure
+
+
+@dataclass(frozen=True)
+class GridDensity:
+    """A density at the centres of a ``resolution × resolution`` grid of equal cells covering a box.
+
+    ``density[i, j] = p(x[j], y[i])`` (rows follow y, as an image drawn with its origin at the bottom).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    density: np.ndarray
+    cell_area: float
+
+    @property
+    def integral(self) -> float:
+        """Midpoint rule ``Σ p · Δx Δy``: about 1 for a normalised density whose mass lies in the box."""
+        return float(self.density.sum() * self.cell_area)
+
+
+def evaluate_density(log_prob_fn: Callable[[Tensor], Tensor], bounds: Bounds, resolution: int = 200,
+                     batch_size: int = 65536) -> GridDensity:
+    """``exp(log_prob_fn)`` at the cell centres of a grid over ``bounds``, evaluated in batches of points.
+
+    ``log_prob_fn`` takes a CPU ``float32`` tensor ``(B, 2)`` and returns log-densities ``(B,)`` (move the points
+    to the model's device inside it if needed); it runs without gradients.
+    """
+    (x_low, x_high), (y_low, y_high) = _bounds(bounds)
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
+        raise ValueError(f"resolution must be an integer >= 2 (cells per axis), got {resolution!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    x = x_low + (np.arange(resolution) + 0.5) * (x_high - x_low) / resolution
+    y = y_low + (np.arange(resolution) + 0.5) * (y_high - y_low) / resolution
+    grid_x, grid_y = np.meshgrid(x, y)
+    points = torch.from_numpy(np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)).float()
+    with torch.no_grad():
+        log_density = torch.cat([_checked_log_prob(log_prob_fn, batch) for batch in points.split(batch_size)])
+    density = np.exp(log_density.double().numpy()).reshape(resolution, resolution)
+    cell_area = (x_high - x_low) * (y_high - y_low) / resolution**2
+    return GridDensity(x=x, y=y, density=density, cell_area=cell_area)
+
+
+def _checked_log_prob(log_prob_fn: Callable[[Tensor], Tensor], points: Tensor) -> Tensor:
+    log_density = log_prob_fn(points)
+    if not isinstance(log_density, Tensor) or tuple(log_density.shape) != (len(points),):
+        shape = tuple(log_density.shape) if isinstance(log_density, Tensor) else type(log_density).__name__
+        raise ValueError(f"log_prob_fn must return a tensor of shape ({len(points)},) for points of shape "
+                         f"{tuple(points.shape)}, got {shape}")
+    if torch.isnan(log_density).any() or (log_density == math.inf).any():
+        raise ValueError("log_prob_fn returned NaN or +inf log-densities")
+    return log_density.detach().cpu()
+
+
+def density_2d(log_prob_fn: Callable[[Tensor], Tensor], bounds: Bounds, path: str | Path, resolution: int = 200,
+               samples: ArrayLike | None = None, title: str | None = None) -> tuple[Path, float]:
+    """Heat map of ``exp(log_prob_fn)`` over ``bounds`` (see :func:`evaluate_density`), ``samples`` on top.
+
+    Returns the PNG's path and the grid integral of the density (≈ 1 checks normalisation).
+    """
+    grid = evaluate_density(log_prob_fn, bounds, resolution)
+    return _save(_density_figure(grid, samples, title), path), grid.integral
+
+
+def _density_figure(grid: GridDensity, samples: ArrayLike | None = None, title: str | None = None) -> Figure:
+    figure = Figure(figsize=(6, 5), dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    half_x, half_y = (grid.x[1] - grid.x[0]) / 2, (grid.y[1] - grid.y[0]) / 2
+    extent = (grid.x[0] - half_x, grid.x[-1] + half_x, grid.y[0] - half_y, grid.y[-1] + half_y)
+    image = axes.imshow(grid.density, origin="lower", extent=extent, aspect="auto", cmap="viridis")
+    figure.colorbar(image, ax=axes, label=f"density (grid integral {grid.integral:.4f})")
+    if samples is not None:
+        points = _points(samples, "samples")
+        axes.scatter(points[:, 0], points[:, 1], s=1, c="white", alpha=0.5)
+        axes.set_xlim(extent[0], extent[1])
+        axes.set_ylim(extent[2], extent[3])
+    _title(axes, title)
+    return figure
+
+
+def latent_scatter(z: ArrayLike, path: str | Path, labels: ArrayLike | None = None, title: str | None = None) -> Path:
+    """A flow's 2D latent codes ``z`` ``(N, 2)`` with the circles ``|z| = 1, 2, 3`` of the ``N(0, I)`` base."""
+    return _save(_latent_figure(z, labels, title), path)
+
+
+def _latent_figure(z: ArrayLike, labels: ArrayLike | None = None, title: str | None = None) -> Figure:
+    figure = _scatter_figure(z, labels=labels, title=title)
+    axes = figure.axes[0]
+    for radius in (1, 2, 3):
+        axes.add_patch(Circle((0, 0), radius, fill=False, linestyle="--", color="grey"))
+    axes.set_aspect("equal")
+    axes.set_xlabel("$z_1$ (circles: |z| = 1, 2, 3 of N(0, I))")
+    axes.set_ylabel("$z_2$")
+    return figure
+
+
+# -- discrete distributions -------------------------------------------------------------------------------------------
+def histogram_1d(values: ArrayLike, levels: int, path: str | Path, probabilities: ArrayLike | None = None,
+                 reference_probabilities: ArrayLike | None = None, title: str | None = None) -> Path:
+    """Frequencies of discrete ``values`` in ``0..levels-1`` as bars, with learned and true probabilities as steps."""
+    return _save(_histogram_figure(values, levels, probabilities, reference_probabilities, title), path)
+
+
+def _histogram_figure(values: ArrayLike, levels: int, probabilities: ArrayLike | None = None,
+                      reference_probabilities: ArrayLike | None = None, title: str | None = None) -> Figure:
+    _check_levels(levels)
+    values = _as_array(values, "values")
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise ValueError(f"values must have shape (N,) or (N, 1), got {values.shape}")
+    check_data(torch.from_numpy(values)[:, None], (1,), levels, name="values")
+    frequencies = np.bincount(values.astype(np.int64), minlength=levels) / len(values)
+    figure = Figure(figsize=(8, 4), dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    outcomes = np.arange(levels)
+    axes.bar(outcomes, frequencies, width=1.0, alpha=0.5, color="C0", label="data frequency")
+    for table, name, label, colour in ((reference_probabilities, "reference_probabilities", "true", "black"),
+                                       (probabilities, "probabilities", "learned", "C3")):
+        if table is not None:
+            axes.step(outcomes, _probability_table(table, (levels,), name), where="mid", color=colour, label=label)
+    axes.set_xlabel("value")
+    axes.set_ylabel("probability")
+    axes.legend()
+    _title(axes, title)
+    return figure
+
+
+def heatmap_2d_discrete(probabilities: ArrayLike, path: str | Path, title: str | None = None,
+                        reference: ArrayLike | None = None) -> Path:
+    """A discrete 2D distribution ``(H, W)`` as an image; with ``reference``, true and learned side by side."""
+    return _save(_heatmap_figure(probabilities, title, reference), path)
+
+
+def _heatmap_figure(probabilities: ArrayLike, title: str | None = None, reference: ArrayLike | None = None) -> Figure:
+    learned = _probability_table(probabilities, None, "probabilities")
+    if learned.ndim != 2:
+        raise ValueError(f"probabilities must be a table of shape (H, W), got shape {learned.shape}")
+    panels = [("learned", learned)]
+    if reference is not None:
+        panels.insert(0, ("true", _probability_table(reference, learned.shape, "reference")))
+    largest = max(table.max() for _, table in panels)
+    figure = Figure(figsize=(4.5 * len(panels) + 1, 4.5), dpi=DPI, layout="constrained")
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for panel, (name, table) in zip(axes, panels):
+        image = panel.imshow(table, cmap="viridis", vmin=0.0, vmax=largest, interpolation="nearest")
+        panel.set_title(name)
+    figure.colorbar(image, ax=list(axes), label="probability")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def _probability_table(table: ArrayLike, shape: tuple[int, ...] | None, name: str) -> np.ndarray:
+    """``table`` as an array of the given shape holding non-negative numbers that sum to 1 (within 1e-3)."""
+    array = _as_array(table, name)
+    if shape is not None and array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+    if (array < 0).any() or abs(array.sum() - 1) > 1e-3:
+        raise ValueError(f"{name} must be probabilities (non-negative, summing to 1), "
+                         f"got minimum {array.min():g} and sum {array.sum():g}")
+    return array
+
+
+# -- training curves --------------------------------------------------------------------------------------------------
+def read_metrics_csv(metrics_csv: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each logged column of a Lightning ``CSVLogger`` file → ``(steps, values)`` over the rows that hold it.
+
+    The file has a ``step`` column and one column per logged name; a row leaves empty the names it did not log.
+    The ``epoch`` column is bookkeeping, not a curve.
+    """
+    with open(metrics_csv, newline="") as file:
+        rows = list(csv.DictReader(file))
+    if not rows or "step" not in rows[0]:
+        raise ValueError(f"{metrics_csv} must be a CSVLogger metrics.csv with a 'step' column and at least one row")
+    curves = {}
+    for column in rows[0]:
+        if column in ("step", "epoch"):
+            continue
+        logged = [(row["step"], row[column]) for row in rows if row[column] not in ("", None)]
+        if logged:
+            curves[column] = tuple(_numbers(series, column, metrics_csv) for series in zip(*logged))
+    if not curves:
+        raise ValueError(f"{metrics_csv} holds no logged values")
+    return curves
+
+
+def _numbers(texts: Sequence[str], column: str, source: str | Path) -> np.ndarray:
+    try:
+        return np.array([float(text) for text in texts])
+    except ValueError as error:
+        raise ValueError(f"{source}: column {column!r} must hold numbers ({error})") from None
+
+
+def training_curves(metrics_csv: str | Path, path: str | Path, logy: bool = False) -> Path:
+    """Train and test curves against the step, one panel per logged quantity (``train/kl`` and ``test/kl`` share)."""
+    return _save(_curves_figure(read_metrics_csv(metrics_csv), logy), path)
+
+
+def _curves_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], logy: bool = False) -> Figure:
+    """One panel per quantity; a column ``split/quantity`` is drawn in the quantity's panel, labelled ``split``."""
+    panels: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+    for column, (steps, values) in curves.items():
+        split, _, quantity = column.partition("/") if "/" in column else (column, "", column)
+        panels.setdefault(quantity, []).append((split, steps, values))
+    for lines in panels.values():
+        lines.sort(key=lambda line: SPLIT_ORDER.get(line[0], len(SPLIT_ORDER)))
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    figure = Figure(figsize=(4.5 * columns, 3.5 * rows), dpi=DPI, layout="constrained")
+    grid = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axes, (quantity, lines) in zip(grid, panels.items()):
+        for split, steps, values in lines:
+            style = {} if split == "train" else {"marker": "o", "markersize": 3}
+            axes.plot(steps, values, label=split, **style)
+        if logy:
+            _log_scale(axes, quantity, lines)
+        axes.set_xlabel("step")
+        axes.set_ylabel(quantity)
+        axes.grid(True, alpha=0.3)
+        axes.legend()
+    for unused in grid[len(panels):]:
+        unused.remove()
+    return figure
+
+
+def _log_scale(axes: Axes, quantity: str, lines: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+    if any((values <= 0).any() for _, _, values in lines):
+        raise ValueError(f"logy needs positive values, but {quantity!r} has values <= 0 (a continuous NLL can be "
+                         "negative); plot it with logy=False")
+    axes.set_yscale("log")
+
+
+# -- shared helpers ---------------------------------------------------------------------------------------------------
+def _save(figure: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"figures are written as PNG: the path must end in .png, got {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", dpi=DPI)
+    return path
+
+
+def _title(axes: Axes, title: str | None) -> None:
+    if title:
+        axes.set_title(title)
+
+
+def _check_levels(levels: int) -> None:
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+        raise ValueError(f"levels must be an integer >= 2 (number of discrete values), got {levels!r}")
+
+
+def _as_array(values: ArrayLike, name: str) -> np.ndarray:
+    """A finite float64 array from a tensor, an array or a nested sequence."""
+    array = values.detach().cpu().double().numpy() if isinstance(values, Tensor) else np.asarray(values, float)
+    if array.size == 0 or not np.isfinite(array).all():
+        raise ValueError(f"{name} must be non-empty and finite")
+    return array
+
+
+def _points(points: ArrayLike, name: str) -> np.ndarray:
+    array = _as_array(points, name)
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise ValueError(f"{name} must have shape (N, 2) (2D points), got {array.shape}")
+    return array
+
+
+def _labels(labels: ArrayLike, count: int) -> np.ndarray:
+    array = _as_array(labels, "labels")
+    if array.shape != (count,):
+        raise ValueError(f"labels must have shape ({count},), one per point, got {array.shape}")
+    return array
+
+
+def _bounds(bounds: Bounds) -> Bounds:
+    try:
+        (x_low, x_high), (y_low, y_high) = bounds
+    except (TypeError, ValueError):
+        raise ValueError(f"bounds must be ((x_low, x_high), (y_low, y_high)), got {bounds!r}") from None
+    if not (x_low < x_high and y_low < y_high):
+        raise ValueError(f"bounds must have x_low < x_high and y_low < y_high, got {bounds!r}")
+    return (float(x_low), float(x_high)), (float(y_low), float(y_high))

@@ -1,0 +1,112 @@
+"""Run folders: how ``dgm evaluate``, ``dgm sample`` and ``dgm report`` read what ``fit`` wrote."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from dgm import plots
+from dgm.checkpoint import load_model, read_json, write_json
+from dgm.data.base import Data, load
+from dgm.metrics.likelihood import log_likelihoods, nll_summary
+from dgm.training.fit import RUN_FILE
+
+METRICS_FILE = "metrics.json"
+N_PICTURE_SAMPLES = {"image": 64, "vector": 4000}
+
+
+def read_run(directory: str | Path) -> dict:
+    """The run's ``run.json``; a folder without one is not a run folder."""
+    path = Path(directory) / RUN_FILE
+    if not path.exists():
+        raise ValueError(f"{directory} is not a run folder (no {RUN_FILE}); train one with `dgm train`")
+    return read_json(path)
+
+
+def run_data(directory: str | Path) -> Data:
+    """The data set the run was trained on, rebuilt from its name and options."""
+    record = read_run(directory)
+    return load(record["data"], **record["data_options"])
+
+
+def data_entropy(data: Data) -> float | None:
+    """The exact differential (or discrete) entropy of the data generator in nats, where it is known."""
+    entropy = getattr(data.distribution, "entropy", None)
+    return None if entropy is None else entropy()
+
+
+def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool = False) -> dict:
+    """Test NLL (nats/example) and bits/dim of a trained run, written to and returned as ``metrics.json``."""
+    directory = Path(directory)
+    model, data = load_model(directory), run_data(directory)
+    metrics: dict = {"model": model.model_name, "data": data.name}
+    if model.likelihood is None:
+        metrics["likelihood"] = None
+    else:
+        log_p = log_likelihoods(model, data.test, batch_size=batch_size, progress=progress)
+        metrics |= nll_summary(log_p, data.dim, model.likelihood)
+    entropy = data_entropy(data)
+    if entropy is not None:
+        metrics["entropy_nats"] = entropy
+    record = read_run(directory)
+    metrics["train_seconds"] = record.get("seconds")
+    write_json(directory / METRICS_FILE, metrics)
+    return metrics
+
+
+@torch.no_grad()
+def discrete_table(model, levels: int, dims: int) -> torch.Tensor:
+    """The model's probability of every cell of a small discrete space, shape ``(levels,) * dims``."""
+    grids = torch.meshgrid(*[torch.arange(levels, dtype=torch.float32)] * dims, indexing="ij")
+    cells = torch.stack([g.reshape(-1) for g in grids], dim=1)
+    return model.log_prob(cells).exp().reshape((levels,) * dims)
+
+
+@torch.no_grad()
+def write_pictures(model, data: Data, directory: Path) -> list[Path]:
+    """Samples (and, where they apply, density, latent and probability-table plots) plus the training curves."""
+    directory = Path(directory)
+    written = []
+    name = f"{model.model_name} on {data.name}"
+    if data.is_image:
+        samples = model.sample(N_PICTURE_SAMPLES["image"])
+        written.append(plots.save_image_grid(samples, data.levels, directory / "samples.png", title=name))
+    elif data.levels is None and data.shape == (2,):
+        samples = model.sample(N_PICTURE_SAMPLES["vector"])
+        written.append(plots.scatter_2d(samples, directory / "samples.png", reference=data.test[:len(samples)],
+                                        title=f"samples of {name}"))
+        if model.likelihood is not None:
+            bounds = _bounds(data.test)
+            density_plot, _ = plots.density_2d(model.log_prob, bounds, directory / "density.png",
+                                               title=f"density of {name}")
+            written.append(density_plot)
+        if hasattr(model, "transform"):
+            latents = model.transform(data.test[:N_PICTURE_SAMPLES["vector"]])
+            labels = None if data.test_labels is None else data.test_labels[:len(latents)]
+            written.append(plots.latent_scatter(latents, directory / "latent.png", labels=labels,
+                                                title=f"latent space of {name}"))
+    elif data.levels is not None and data.shape in ((1,), (2,)) and model.likelihood == "exact":
+        table = discrete_table(model, data.levels, data.shape[0])
+        reference = getattr(data.distribution, "probabilities", None)
+        reference = None if reference is None else reference()
+        if data.shape == (1,):
+            samples = model.sample(N_PICTURE_SAMPLES["vector"])
+            written.append(plots.histogram_1d(samples[:, 0], data.levels, directory / "samples.png",
+                                              probabilities=table, reference_probabilities=reference, title=name))
+        else:
+            written.append(plots.heatmap_2d_discrete(table, directory / "samples.png", title=name,
+                                                     reference=reference))
+    curves = directory / "logs" / "metrics.csv"
+    if curves.exists():
+        written.append(plots.training_curves(curves, directory / "curves.png"))
+    return written
+
+
+def _bounds(points: torch.Tensor, margin: float = 0.1) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``((x_low, x_high), (y_low, y_high))`` around the central 99.8% of the points, widened by ``margin``."""
+    low = torch.quantile(points, 0.001, dim=0)
+    high = torch.quantile(points, 0.999, dim=0)
+    pad = (high - low) * margin
+    return tuple(zip((low - pad).tolist(), (high + pad).tolist()))
+
+

@@ -1,0 +1,131 @@
+"""``fit``: the one trainer of dgm, PyTorch Lightning underneath.
+
+A run folder holds ``run.json`` (model, data and training options), ``config.json`` + ``model.safetensors`` (the
+model, updated at every epoch), ``checkpoints/`` (trainer state at every epoch end and ``last.safetensors`` for
+exact resume), ``logs/`` (CSV and TensorBoard), ``samples.png`` and ``curves.png``.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning.pytorch as L
+from lightning.pytorch.callbacks import EMAWeightAveraging
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from dgm.checkpoint import SafetensorsCheckpointIO, read_json, write_json
+from dgm.core import GenerativeModel
+from dgm.data.base import Data, load
+from dgm.training.callbacks import EpochCheckpoint, ExportModel, RandomState
+from dgm.training.data import DataModule
+from dgm.training.module import TrainingModule
+
+RUN_FILE = "run.json"
+LAST_CHECKPOINT = Path("checkpoints") / "last.safetensors"
+
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
+warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
+
+
+@dataclass
+class Run:
+    """What ``fit`` returns: the run folder, the trained model (EMA weights if EMA was on) and this process's rank."""
+
+    directory: Path
+    model: GenerativeModel
+    rank: int
+    seconds: float
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (one ``seed`` option for everything)."""
+    L.seed_everything(seed, workers=True, verbose=False)
+
+
+def _default_directory(model: GenerativeModel, data: Data) -> Path:
+    return Path("runs") / f"{model.model_name}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _stop_condition(max_epochs, max_steps, max_time) -> dict:
+    if max_epochs is None and max_steps is None and max_time is None:
+        max_epochs = 10
+    return {"max_epochs": -1 if max_epochs is None else max_epochs,
+            "max_steps": -1 if max_steps is None else max_steps,
+            "max_time": None if max_time is None else {"seconds": float(max_time)}}
+
+
+def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None, *,
+        max_epochs: int | None = None, max_steps: int | None = None, max_time: float | None = None,
+        batch_size: int = 128, lr: float = 1e-3, lr_schedule: str = "constant", grad_clip: float | None = None,
+        ema_decay: float | None = None, seed: int = 0, devices: int = 1, strategy: str = "auto",
+        accelerator: str = "cpu", eval_batches: int | None = None, resume: bool = False,
+        progress: bool = True, callbacks: list | tuple = ()) -> Run:
+    """Train ``model`` on ``data`` and return the :class:`Run`.
+
+    Stops after ``max_epochs``, ``max_steps`` optimizer steps or ``max_time`` seconds, whichever comes first
+    (10 epochs when none is given). ``ema_decay`` keeps an exponential moving average of the weights, used for
+    evaluation and export. ``resume=True`` continues the run in ``out`` from its last checkpoint, exactly as if it
+    had not stopped. ``devices``/``strategy`` are Lightning's (``strategy="ddp"`` for distributed data parallel);
+    ``callbacks`` are extra Lightning callbacks.
+    """
+    data = load(data) if isinstance(data, str) else data
+    if tuple(model.config["shape"]) != data.shape or model.config.get("levels") != data.levels:
+        raise ValueError(f"the model expects shape {tuple(model.config['shape'])} with levels "
+                         f"{model.config.get('levels')}, but {data.name} has shape {data.shape} with levels "
+                         f"{data.levels}; build the model with dgm.create(name, data=data)")
+    if batch_size < 1 or lr <= 0:
+        raise ValueError(f"batch_size must be >= 1 and lr > 0, got {batch_size} and {lr}")
+    directory = Path(out) if out is not None else _default_directory(model, data)
+    checkpoint = _checkpoint_to_resume(directory, resume)
+    options = {"max_epochs": max_epochs, "max_steps": max_steps, "max_time": max_time, "batch_size": batch_size,
+               "lr": lr, "lr_schedule": lr_schedule, "grad_clip": grad_clip, "ema_decay": ema_decay,
+               "seed": seed, "devices": devices, "strategy": strategy, "eval_batches": eval_batches}
+
+    seed_everything(seed)
+    module = TrainingModule(model, lr=lr, lr_schedule=lr_schedule, grad_clip=grad_clip,
+                            train_transform=data.train_transform)
+    datamodule = DataModule(data.train, data.test, batch_size=batch_size, seed=seed, eval_batches=eval_batches)
+    ema = [] if ema_decay is None else [EMAWeightAveraging(decay=ema_decay)]
+    callbacks = [RandomState(), *ema, ExportModel(directory), EpochCheckpoint(directory / "checkpoints"),
+                 *callbacks]
+    if model.adversarial and strategy == "ddp":
+        strategy = "ddp_find_unused_parameters_true"  # the critic step leaves the generator without gradients
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=devices, strategy=strategy, **_stop_condition(max_epochs, max_steps, max_time),
+        callbacks=callbacks, plugins=[SafetensorsCheckpointIO()], default_root_dir=directory,
+        logger=[CSVLogger(directory, name="", version="logs"), TensorBoardLogger(directory, name="", version="logs")],
+        gradient_clip_val=None if model.adversarial else grad_clip, num_sanity_val_steps=0,
+        log_every_n_steps=10, enable_progress_bar=progress, enable_model_summary=False)
+
+    if trainer.is_global_zero:
+        previous = read_json(directory / RUN_FILE) if checkpoint else {}
+        write_json(directory / RUN_FILE, {"model": model.model_name, "data": data.name, "data_options": data.options,
+                                          "train": options, "seconds": previous.get("seconds", 0.0)})
+    model.train()
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+    seconds = time.perf_counter() - started
+    model.eval()
+    if trainer.is_global_zero:
+        model.save(directory)
+        record = read_json(directory / RUN_FILE)
+        record["seconds"] += seconds
+        write_json(directory / RUN_FILE, record)
+        from dgm.runs import write_pictures
+        write_pictures(model, data, directory)
+    return Run(directory, model, trainer.global_rank, seconds)
+
+
+def _checkpoint_to_resume(directory: Path, resume: bool) -> Path | None:
+    last = directory / LAST_CHECKPOINT
+    if resume:
+        if not last.exists():
+            raise ValueError(f"cannot resume: {last} does not exist")
+        return last
+    if last.exists():
+        raise ValueError(f"{directory} already holds a run; resume it (resume=True / --resume) or choose a new "
+                         "output folder")
+    return None

@@ -1,0 +1,109 @@
+"""The Lightning adapter: one ``LightningModule`` that trains any :class:`~dgm.core.GenerativeModel`."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import lightning.pytorch as L
+import torch
+from torch import Tensor
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run folder keeps the last good checkpoint."""
+
+
+class TrainingModule(L.LightningModule):
+    """Optimises ``model.loss`` (or alternates critic and generator losses for adversarial models) with Adam.
+
+    ``lr_schedule`` is ``"constant"`` or ``"cosine"`` (decay to zero over the run's optimizer steps).
+    The data come from :class:`~dgm.training.data.DataModule`; ``train_transform`` is applied to each training batch.
+    """
+
+    def __init__(self, model, lr: float, lr_schedule: str = "constant", grad_clip: float | None = None,
+                 train_transform: Callable[[Tensor], Tensor] | None = None):
+        super().__init__()
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        self.model = model
+        self.lr, self.lr_schedule, self.grad_clip = lr, lr_schedule, grad_clip
+        self.train_transform = train_transform
+        self.automatic_optimization = not model.adversarial
+
+    # -- steps --------------------------------------------------------------------------------------------------
+    def training_step(self, x: Tensor, batch_idx: int):
+        if self.train_transform is not None:
+            x = self.train_transform(x)
+        if self.model.adversarial:
+            return self._adversarial_step(x, batch_idx)
+        losses = self.model.loss(x)
+        self._log("train", losses, len(x))
+        return self._finite(losses["loss"])
+
+    def _adversarial_step(self, x: Tensor, batch_idx: int) -> None:
+        """One critic update per batch, one generator update after every ``critic_steps`` critic updates."""
+        generator_optimizer, critic_optimizer = self.optimizers()
+        self._manual_update(critic_optimizer, self.model.critic_loss(x), "critic", len(x))
+        if (batch_idx + 1) % self.model.critic_steps == 0:
+            self._manual_update(generator_optimizer, self.model.generator_loss(x), "generator", len(x))
+            for scheduler in self.lr_schedulers() or []:
+                scheduler.step()
+
+    def _manual_update(self, optimizer, losses: dict[str, Tensor], role: str, batch_size: int) -> None:
+        optimizer.zero_grad()
+        self.manual_backward(self._finite(losses["loss"]))
+        if self.grad_clip is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+        optimizer.step()
+        self._log(f"train/{role}", losses, batch_size)
+
+    def validation_step(self, x: Tensor, batch_idx: int) -> None:
+        if self.model.adversarial:
+            self._log("test/critic", self.model.critic_loss(x), len(x))
+            self._log("test/generator", self.model.generator_loss(x), len(x))
+        else:
+            self._log("test", self.model.loss(x), len(x))
+
+    def _finite(self, loss: Tensor) -> Tensor:
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"the loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+                "training stopped. The run folder keeps the last good checkpoint; try a smaller learning rate, "
+                "gradient clipping (--grad-clip) or a smaller model.")
+        return loss
+
+    def _log(self, prefix: str, losses: dict[str, Tensor], batch_size: int) -> None:
+        training = prefix.startswith("train")
+        for name, value in losses.items():
+            self.log(f"{prefix}/{name}", value.detach(), batch_size=batch_size, on_step=training, on_epoch=not training,
+                     prog_bar=name == "loss", sync_dist=not training)
+
+    # -- optimisation -------------------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        betas = self.model.adam_betas
+        if self.model.adversarial:
+            groups = [self.model.generator_parameters(), self.model.critic_parameters()]
+        else:
+            groups = [self.model.parameters()]
+        optimizers = [torch.optim.Adam(params, lr=self.lr, betas=betas) for params in groups]
+        if self.lr_schedule == "constant":
+            return optimizers
+        total = max(1, self._scheduler_steps())
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(optimizer, _Cosine(total)) for optimizer in optimizers]
+        return optimizers, [{"scheduler": s, "interval": "step"} for s in schedulers]
+
+    def _scheduler_steps(self) -> int:
+        steps = self.trainer.estimated_stepping_batches
+        if not math.isfinite(steps):
+            raise ValueError("lr_schedule='cosine' needs max_steps or max_epochs (max_time alone is open-ended)")
+        return int(steps) // (self.model.critic_steps if self.model.adversarial else 1)
+
+
+class _Cosine:
+    """Multiplier of the learning rate: half a cosine from 1 down to 0 over ``total`` steps (picklable)."""
+
+    def __init__(self, total: int):
+        self.total = total
+
+    def __call__(self, step: int) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, self.total) / self.total))

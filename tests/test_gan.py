@@ -1,0 +1,74 @@
+"""The minimal GAN: its losses, and the trainer's alternation of critic and generator steps."""
+import math
+
+import pytest
+import torch
+
+import dgm
+from dgm.checkpoint import load_state
+from dgm.data.base import Data
+from dgm.training import fit, seed_everything
+
+
+def test_losses_match_the_papers_objectives():
+    torch.manual_seed(0)
+    gan = dgm.create("gan", shape=(2,), hidden=[8])
+    for layer in (gan.discriminator[-1],):
+        torch.nn.init.zeros_(layer.weight)
+        torch.nn.init.zeros_(layer.bias)
+    x = torch.randn(16, 2)
+    # a discriminator that outputs D = 1/2 everywhere: critic loss 2 log 2, generator loss log 2
+    assert gan.critic_loss(x)["loss"].item() == pytest.approx(2 * math.log(2))
+    assert gan.generator_loss(x)["loss"].item() == pytest.approx(math.log(2))
+    minimax = dgm.create("gan", shape=(2,), hidden=[8], generator_loss="minimax")
+    minimax.load_state_dict(gan.state_dict())
+    assert minimax.generator_loss(x)["loss"].item() == pytest.approx(-math.log(2))
+    assert gan.likelihood is None
+    with pytest.raises(NotImplementedError, match="no likelihood"):
+        gan.log_prob(x)
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="vectors"):
+        dgm.create("gan", shape=(1, 8, 8))
+    with pytest.raises(ValueError, match="generator_loss"):
+        dgm.create("gan", shape=(2,), generator_loss="hinge")
+    with pytest.raises(ValueError, match="critic_steps"):
+        dgm.create("gan", shape=(2,), critic_steps=0)
+
+
+def _ring(n, generator):
+    """Eight tight Gaussians on the circle of radius 2."""
+    angle = torch.randint(0, 8, (n,), generator=generator) * (2 * math.pi / 8)
+    centres = 2 * torch.stack([angle.cos(), angle.sin()], 1)
+    return centres + 0.05 * torch.randn(n, 2, generator=generator)
+
+
+def test_trainer_alternates_critic_and_generator_steps(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    data = Data("ring", _ring(640, generator), _ring(128, generator))
+    seed_everything(0)
+    gan = dgm.create("gan", data=data, critic_steps=3, hidden=[16])
+    fit(gan, data, tmp_path / "run", max_epochs=2, batch_size=64, lr=1e-3, progress=False)
+    state = load_state(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    generator_state, critic_state = (s["state"] for s in state["optimizer_states"])
+    # 10 batches per epoch: 20 critic updates and, one per 3 critic updates within each epoch, 2·3 generator ones
+    assert next(iter(critic_state.values()))["step"].item() == 20
+    assert next(iter(generator_state.values()))["step"].item() == 6
+
+
+def test_gan_learns_the_location_and_spread_of_a_gaussian(tmp_path):
+    generator = torch.Generator().manual_seed(1)
+    scale, shift = torch.tensor([0.5, 0.2]), torch.tensor([2.0, -1.0])
+    data = Data("gaussian", torch.randn(2048, 2, generator=generator) * scale + shift,
+                torch.randn(256, 2, generator=generator) * scale + shift)
+    seed_everything(0)
+    gan = dgm.create("gan", data=data, hidden=[32, 32])
+    with torch.no_grad():
+        assert (gan.sample(4000).mean(0) - shift).norm() > 1.5  # the untrained generator is far off
+    fit(gan, data, tmp_path / "run", max_epochs=20, batch_size=128, lr=1e-3, progress=False)
+    with torch.no_grad():
+        samples = gan.sample(4000)
+    assert torch.allclose(samples.mean(0), shift, atol=0.15)
+    ratio = samples.std(0) / scale
+    assert ((ratio > 0.6) & (ratio < 1.5)).all(), ratio

@@ -1,0 +1,112 @@
+"""The one trainer: learning, exact resume, EMA, NaN guard, clipping, alternation for GANs, run folder."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import dgm
+from dgm.checkpoint import load_state
+from dgm.training import TrainingDiverged, fit, seed_everything
+
+
+def _fit(data, directory, **options):
+    seed_everything(0)
+    model = dgm.create("test-gaussian", data=data)
+    return fit(model, data, directory, batch_size=64, lr=0.05, progress=False, **options)
+
+
+def test_fit_learns_the_maximum_likelihood_gaussian(tmp_path, gaussian_data):
+    run = _fit(gaussian_data, tmp_path / "run", max_epochs=15)
+    model = run.model
+    assert torch.allclose(model.mean, gaussian_data.train.mean(0), atol=0.1)
+    # the loss jitters the data with N(0, 0.1²): the fitted std is that of the jittered data
+    expected_std = (gaussian_data.train.var(0) + 0.01).sqrt()
+    assert torch.allclose(model.log_std.exp(), expected_std, rtol=0.1)
+    files = {p.name for p in run.directory.iterdir()}
+    assert {"config.json", "model.safetensors", "run.json", "checkpoints", "logs", "samples.png",
+            "curves.png"} <= files
+    assert (run.directory / "logs" / "metrics.csv").exists()
+    checkpoints = sorted(p.name for p in (run.directory / "checkpoints").iterdir())
+    assert checkpoints[0] == "epoch0000.safetensors" and "last.safetensors" in checkpoints
+    assert len(checkpoints) == 16
+    record = json.loads((run.directory / "run.json").read_text())
+    assert record["data"] == "gaussian-test" and record["train"]["lr"] == 0.05 and record["seconds"] > 0
+    reloaded = dgm.load(run.directory)
+    assert torch.equal(reloaded.mean, model.mean)
+
+
+def test_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, gaussian_data):
+    straight = _fit(gaussian_data, tmp_path / "straight", max_epochs=4, ema_decay=0.9)
+    _fit(gaussian_data, tmp_path / "interrupted", max_epochs=2, ema_decay=0.9)
+    resumed = _fit(gaussian_data, tmp_path / "interrupted", max_epochs=4, ema_decay=0.9, resume=True)
+    for name in ("mean", "log_std"):
+        assert torch.equal(getattr(resumed.model, name), getattr(straight.model, name))
+    # and the trainer states agree too (optimizer moments, step counters)
+    a = load_state(tmp_path / "straight" / "checkpoints" / "last.safetensors")
+    b = load_state(tmp_path / "interrupted" / "checkpoints" / "last.safetensors")
+    assert a["global_step"] == b["global_step"]
+    assert torch.equal(a["optimizer_states"][0]["state"][0]["exp_avg"], b["optimizer_states"][0]["state"][0]["exp_avg"])
+
+
+def test_resume_refuses_to_overwrite_or_invent_a_run(tmp_path, gaussian_data):
+    _fit(gaussian_data, tmp_path / "run", max_epochs=1)
+    with pytest.raises(ValueError, match="already holds a run"):
+        _fit(gaussian_data, tmp_path / "run", max_epochs=1)
+    with pytest.raises(ValueError, match="cannot resume"):
+        _fit(gaussian_data, tmp_path / "absent", max_epochs=1, resume=True)
+
+
+def test_ema_exports_the_averaged_weights(tmp_path, gaussian_data):
+    run = _fit(gaussian_data, tmp_path / "ema", max_epochs=3, ema_decay=0.99)
+    plain = _fit(gaussian_data, tmp_path / "plain", max_epochs=3)
+    # with decay 0.99 the average still remembers the zero initialisation: it lags behind the raw weights
+    assert (run.model.mean - plain.model.mean).abs().max() > 0.05
+    exported = load_file(tmp_path / "ema" / "model.safetensors")
+    assert torch.equal(exported["mean"], run.model.mean.detach())
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, gaussian_data):
+    seed_everything(0)
+    model = dgm.create("test-gaussian", data=gaussian_data)
+    fit(model, gaussian_data, tmp_path / "run", max_epochs=1, batch_size=64, progress=False)
+    good_model = load_file(tmp_path / "run" / "model.safetensors")
+    good_state = (tmp_path / "run" / "checkpoints" / "last.safetensors").read_bytes()
+
+    def diverging_loss(x):
+        return {"loss": model.mean.sum() * float("nan")}
+
+    model.loss = diverging_loss
+    with pytest.raises(TrainingDiverged, match="loss became nan at step 8"):
+        fit(model, gaussian_data, tmp_path / "run", max_epochs=2, batch_size=64, progress=False, resume=True)
+    assert torch.equal(load_file(tmp_path / "run" / "model.safetensors")["mean"], good_model["mean"])
+    assert (tmp_path / "run" / "checkpoints" / "last.safetensors").read_bytes() == good_state
+
+
+def test_gradient_clipping_bounds_each_update(tmp_path, gaussian_data):
+    far = gaussian_data.__class__("far", gaussian_data.train + 100.0, gaussian_data.test + 100.0)
+    seed_everything(0)
+    model = dgm.create("test-gaussian", data=far)
+    fit(model, far, tmp_path / "run", max_steps=1, batch_size=64, lr=1.0, grad_clip=1e-3, progress=False)
+    # after one Adam step the first moment is (1 - beta1)·g: the saved moments reveal the clipped gradient
+    state = load_state(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    moments = state["optimizer_states"][0]["state"]
+    norm = torch.cat([m["exp_avg"].flatten() / 0.1 for m in moments.values()]).norm()
+    assert norm <= 1e-3 * 1.0001
+
+
+def test_fit_refuses_data_that_does_not_fit_the_model(tmp_path, gaussian_data):
+    model = dgm.create("test-gaussian", shape=(3,))
+    with pytest.raises(ValueError, match="expects shape"):
+        fit(model, gaussian_data, tmp_path / "run", max_epochs=1)
+    with pytest.raises(ValueError, match="batch size 1000 is larger"):
+        fit(dgm.create("test-gaussian", data=gaussian_data), gaussian_data, tmp_path / "r2", max_epochs=1,
+            batch_size=1000, progress=False)
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_zero(tmp_path, gaussian_data):
+    _fit(gaussian_data, tmp_path / "run", max_epochs=2, lr_schedule="cosine")
+    state = load_state(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert state["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        _fit(gaussian_data, tmp_path / "bad", max_epochs=1, lr_schedule="linear")
