@@ -111,7 +111,8 @@ def test_histogram_of_samples_follows_the_density(name):
 def test_circle_densities_in_closed_form_equal_the_quadrature_over_the_angle():
     for name in ("circles", "rings"):
         distribution = toy2d.distribution(name)
-        x = torch.cat([samples(name)[0][:500].double(), 8 * torch.rand(500, 2, generator=generator(), dtype=torch.float64) - 4])
+        anywhere = 8 * torch.rand(500, 2, generator=generator(), dtype=torch.float64) - 4
+        x = torch.cat([samples(name)[0][:500].double(), anywhere])
         exact = distribution.log_prob(x)
         relevant = exact > -20
         quadrature = distribution.quadrature_log_prob(x)
@@ -148,7 +149,8 @@ def test_pinwheel_density_at_the_centre_and_at_an_arm_mode():
     assert torch.allclose(pinwheel.log_prob(points), expected, rtol=0, atol=1e-9)
 
 
-@pytest.mark.parametrize("mode, covariance", [("rotated", [[5.0, 4.0], [4.0, 5.0]]), ("diagonal", [[9.0, 0.0], [0.0, 1.0]])])
+@pytest.mark.parametrize("mode, covariance", [("rotated", [[5.0, 4.0], [4.0, 5.0]]),
+                                              ("diagonal", [[9.0, 0.0], [0.0, 1.0]])])
 def test_hw2_gaussian_has_the_closed_form_moments_density_and_entropy(mode, covariance):
     gaussian = toy2d.distribution("gaussians-2d", mode=mode)
     x = gaussian.sample(SAMPLES, generator(2)).double()
@@ -179,7 +181,8 @@ def test_ring_labels_name_the_nearest_radius(name, radii):
 def test_load_gives_fresh_train_and_test_draws_and_reproduces_them():
     data = load("moons", n_train=300, n_test=200, seed=5)
     assert data.train.shape == (300, 2) and data.test.shape == (200, 2) and data.train.dtype == torch.float32
-    assert data.levels is None and data.train_labels.shape == (300,) and data.distribution is toy2d.distribution("moons")
+    assert data.levels is None and data.train_labels.shape == (300,)
+    assert data.distribution is toy2d.distribution("moons")
     assert not torch.equal(data.train[:200], data.test)
     again = load("moons", n_train=300, n_test=200, seed=5)
     assert torch.equal(data.train, again.train) and torch.equal(data.test, again.test)

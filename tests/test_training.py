@@ -7,7 +7,9 @@ from safetensors.torch import load_file
 
 import dgm
 from dgm.checkpoint import load_state
+from dgm.plots import read_metrics_csv
 from dgm.training import TrainingDiverged, fit, seed_everything
+from dgm.training.fit import metrics_files
 
 
 def _fit(data, directory, **options):
@@ -26,7 +28,7 @@ def test_fit_learns_the_maximum_likelihood_gaussian(tmp_path, gaussian_data):
     files = {p.name for p in run.directory.iterdir()}
     assert {"config.json", "model.safetensors", "run.json", "checkpoints", "logs", "samples.png",
             "curves.png"} <= files
-    assert (run.directory / "logs" / "metrics.csv").exists()
+    assert (run.directory / "logs" / "csv-0" / "metrics.csv").exists()
     checkpoints = sorted(p.name for p in (run.directory / "checkpoints").iterdir())
     assert checkpoints[0] == "epoch0000.safetensors" and "last.safetensors" in checkpoints
     assert len(checkpoints) == 16
@@ -42,6 +44,9 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, gaussian
     resumed = _fit(gaussian_data, tmp_path / "interrupted", max_epochs=4, ema_decay=0.9, resume=True)
     for name in ("mean", "log_std"):
         assert torch.equal(getattr(resumed.model, name), getattr(straight.model, name))
+    # the logs of both parts are kept, the second continuing the steps of the first
+    first, second = (read_metrics_csv(p)["train/loss"][0] for p in metrics_files(tmp_path / "interrupted"))
+    assert first.max() < second.min()
     # and the trainer states agree too (optimizer moments, step counters)
     a = load_state(tmp_path / "straight" / "checkpoints" / "last.safetensors")
     b = load_state(tmp_path / "interrupted" / "checkpoints" / "last.safetensors")

@@ -317,9 +317,20 @@ def _numbers(texts: Sequence[str], column: str, source: str | Path) -> np.ndarra
         raise ValueError(f"{source}: column {column!r} must hold numbers ({error})") from None
 
 
-def training_curves(metrics_csv: str | Path, path: str | Path, logy: bool = False) -> Path:
-    """Train and test curves against the step, one panel per logged quantity (``train/kl`` and ``test/kl`` share)."""
-    return _save(_curves_figure(read_metrics_csv(metrics_csv), logy), path)
+def training_curves(metrics_csv: str | Path | Sequence[str | Path], path: str | Path, logy: bool = False) -> Path:
+    """Train and test curves against the step, one panel per logged quantity (``train/kl`` and ``test/kl`` share).
+
+    Several files (the parts of a resumed run, in order) are joined into one curve per quantity.
+    """
+    files = [metrics_csv] if isinstance(metrics_csv, str | Path) else list(metrics_csv)
+    if not files:
+        raise ValueError("training_curves needs at least one metrics.csv")
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for file in files:
+        for column, (steps, values) in read_metrics_csv(file).items():
+            previous_steps, previous_values = curves.get(column, (np.empty(0), np.empty(0)))
+            curves[column] = (np.concatenate([previous_steps, steps]), np.concatenate([previous_values, values]))
+    return _save(_curves_figure(curves, logy), path)
 
 
 def _curves_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], logy: bool = False) -> Figure:

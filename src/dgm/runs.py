@@ -9,7 +9,7 @@ from dgm import plots
 from dgm.checkpoint import load_model, read_json, write_json
 from dgm.data.base import Data, load
 from dgm.metrics.likelihood import log_likelihoods, nll_summary
-from dgm.training.fit import RUN_FILE
+from dgm.training.fit import RUN_FILE, metrics_files
 
 METRICS_FILE = "metrics.json"
 N_PICTURE_SAMPLES = {"image": 64, "vector": 4000}
@@ -96,9 +96,9 @@ def write_pictures(model, data: Data, directory: Path) -> list[Path]:
         else:
             written.append(plots.heatmap_2d_discrete(table, directory / "samples.png", title=name,
                                                      reference=reference))
-    curves = directory / "logs" / "metrics.csv"
-    if curves.exists():
-        written.append(plots.training_curves(curves, directory / "curves.png"))
+    logs = metrics_files(directory)
+    if logs:
+        written.append(plots.training_curves(logs, directory / "curves.png"))
     return written
 
 

@@ -2,7 +2,7 @@
 
 A run folder holds ``run.json`` (model, data and training options), ``config.json`` + ``model.safetensors`` (the
 model, updated at every epoch), ``checkpoints/`` (trainer state at every epoch end and ``last.safetensors`` for
-exact resume), ``logs/`` (CSV and TensorBoard), ``samples.png`` and ``curves.png``.
+exact resume), ``logs/`` (``csv-K/metrics.csv`` for each part K of a resumed run, and TensorBoard), ``samples.png`` and ``curves.png``.
 """
 from __future__ import annotations
 
@@ -96,7 +96,8 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
     trainer = L.Trainer(
         accelerator=accelerator, devices=devices, strategy=strategy, **_stop_condition(max_epochs, max_steps, max_time),
         callbacks=callbacks, plugins=[SafetensorsCheckpointIO()], default_root_dir=directory,
-        logger=[CSVLogger(directory, name="", version="logs"), TensorBoardLogger(directory, name="", version="logs")],
+        logger=[CSVLogger(directory / "logs", name="", version=f"csv-{len(metrics_files(directory))}"),
+                TensorBoardLogger(directory / "logs", name="", version="tensorboard")],
         gradient_clip_val=None if model.adversarial else grad_clip, num_sanity_val_steps=0,
         log_every_n_steps=10, enable_progress_bar=progress, enable_model_summary=False)
 
@@ -117,6 +118,11 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
         from dgm.runs import write_pictures
         write_pictures(model, data, directory)
     return Run(directory, model, trainer.global_rank, seconds)
+
+
+def metrics_files(directory: Path) -> list[Path]:
+    """The CSV logs of a run, one per training part (a resumed run adds a part), in order."""
+    return sorted((Path(directory) / "logs").glob("csv-*/metrics.csv"), key=lambda p: int(p.parent.name[4:]))
 
 
 def _checkpoint_to_resume(directory: Path, resume: bool) -> Path | None:

@@ -58,7 +58,7 @@ class Histogram(GenerativeModel):
     def loss(self, x: Tensor) -> dict[str, Tensor]:
         """Mean negative log-likelihood per example (nats) and in bits per dimension."""
         nll = -self.log_prob(x).mean()
-        return {"loss": nll, "nll": nll, "bpd": nll / (self.dim * math.log(2))}
+        return {"loss": nll, "bpd": nll / (self.dim * math.log(2))}
 
     @torch.no_grad()
     def sample(self, n: int, progress: bool = False) -> Tensor:

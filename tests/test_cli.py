@@ -1,0 +1,72 @@
+"""The `dgm` command end to end, in process: list, train, resume, sample, evaluate, report, errors."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dgm.cli import main
+
+SMALL_MOONS = ["--data-arg", "n_train=1024", "--data-arg", "n_test=512"]
+
+
+def test_list_names_models_data_and_recipes(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("realnvp", "made", "histogram", "gan", "moons-raw", "mnist-binary", "realnvp-moons"):
+        assert name in out
+
+
+def test_train_evaluate_sample_report(tmp_path, capsys):
+    run = tmp_path / "flow"
+    assert main(["train", "--model", "realnvp", "--data", "moons-raw", *SMALL_MOONS, "--model-arg", "n_layers=2",
+                 "--model-arg", "hidden=[8]", "--max-epochs", "2", "--batch-size", "128", "--out", str(run),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "NLL = " in out and "data entropy 1.00" in out
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["likelihood"] == "exact" and metrics["n_test"] == 512
+    assert metrics["bits_per_dim"] == pytest.approx(metrics["nll_nats"] / (2 * np.log(2)))
+    assert json.loads((run / "config.json").read_text())["config"]["hidden"] == [8]
+
+    assert main(["evaluate", str(run)]) == 0
+    assert json.loads(capsys.readouterr().out)["nll_nats"] == pytest.approx(metrics["nll_nats"])
+
+    assert main(["sample", str(run), "-n", "16", "-o", str(tmp_path / "s.npz")]) == 0
+    samples = np.load(tmp_path / "s.npz")["samples"]
+    assert samples.shape == (16, 2) and np.isfinite(samples).all()
+    assert main(["sample", str(run), "-n", "100", "-o", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert main(["report", str(run), "-o", str(tmp_path / "report.html")]) == 0
+    assert "NLL = " in capsys.readouterr().out
+    assert "samples.png" in (tmp_path / "report.html").read_text()
+
+
+def test_recipe_with_overrides_and_exact_resume(tmp_path):
+    common = ["histogram-1d", "--batch-size", "256", "--no-progress", "--no-evaluate"]
+    assert main(["train", *common, "--max-epochs", "4", "--out", str(tmp_path / "straight")]) == 0
+    assert main(["train", *common, "--max-epochs", "2", "--out", str(tmp_path / "split")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "split"), "--max-epochs", "4", "--no-progress",
+                 "--no-evaluate"]) == 0
+    straight = load_file(tmp_path / "straight" / "model.safetensors")
+    resumed = load_file(tmp_path / "split" / "model.safetensors")
+    assert torch.equal(straight["logits"], resumed["logits"])
+    record = json.loads((tmp_path / "split" / "run.json").read_text())
+    assert record["train"]["max_epochs"] == 4 and record["train"]["batch_size"] == 256
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["train", "--model", "nothing", "--data", "moons"], "unknown model 'nothing'"),
+    (["train", "--model", "made", "--data", "nowhere"], "unknown data set 'nowhere'"),
+    (["train", "--model", "made"], "give a recipe"),
+    (["train", "no-such-recipe"], "unknown recipe"),
+    (["train", "--model", "made", "--data", "moons", "--model-arg", "hidden"], "KEY=VALUE"),
+    (["train", "--model", "gan", "--data", "mnist-binary"], "takes no levels"),
+    (["evaluate", "/nonexistent/run"], "not a run folder"),
+    (["sample", "/nonexistent/run", "-o", "x.jpg"], "must end in .png or .npz"),
+])
+def test_bad_input_gives_a_clear_error_and_exit_code_2(arguments, message, capsys):
+    assert main(arguments) == 2
+    assert message in capsys.readouterr().err
