@@ -29,7 +29,7 @@ class NoisyGaussian(GenerativeModel):
 
     def loss(self, x):
         nll = -self.log_prob(x + self.jitter * torch.randn_like(x)).mean()
-        return {"loss": nll, "nll": nll}
+        return {"loss": nll}
 
     def sample(self, n):
         return self.mean + torch.exp(self.log_std) * torch.randn(n, *self.mean.shape)

@@ -262,6 +262,7 @@ def test_model_rebuilt_from_config_has_the_same_masks():
 
 def test_default_input_encoding_depends_on_levels():
     assert MADE((2,), 64, hidden=[4]).input_encoding == "one_hot"
+    assert MADE((2,), 2, hidden=[4]).input_encoding == "scaled"
     assert MADE((2,), 65, hidden=[4]).input_encoding == "scaled"
     assert MADE((2,), hidden=[4]).input_encoding is None
 

@@ -22,8 +22,9 @@ def standard_normal_log_prob(z: Tensor) -> Tensor:
 class FlowModel(GenerativeModel):
     """Base class of flows on continuous data of shape ``config["shape"]``.
 
-    A subclass builds its ``bijection`` (data ``x`` → latent ``z``, see :mod:`dgm.flows.bijection`) from JSON-able
-    constructor arguments and passes it to ``super().__init__``; the recorded ``config`` must contain ``shape``.
+    A subclass builds its ``bijection`` (data ``x`` → latent ``z``, see :mod:`dgm.flows.bijection`), a
+    :class:`Compose` so that :meth:`trajectory` can list its layers, from JSON-able constructor arguments and passes
+    it to ``super().__init__``; the recorded ``config`` must contain ``shape``.
     """
 
     likelihood = "exact"
@@ -39,7 +40,7 @@ class FlowModel(GenerativeModel):
     def loss(self, x: Tensor) -> dict[str, Tensor]:
         """Mean negative log-likelihood in nats per example, and the same in bits per dimension."""
         nll = -self.log_prob(x).mean()
-        return {"loss": nll, "nll": nll, "bpd": nll / (x[0].numel() * math.log(2))}
+        return {"loss": nll, "bpd": nll / (x[0].numel() * math.log(2))}
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:

@@ -37,8 +37,9 @@ class MADE(GenerativeModel):
     """Masked autoencoder for distribution estimation over data of any ``shape``.
 
     ``levels`` is the number of discrete values (``None`` for continuous data). ``input_encoding`` chooses how
-    discrete values enter the network: ``"one_hot"`` (the default up to ``ONE_HOT_MAX_LEVELS`` levels, each value a
-    one-hot code sharing its dimension's degree) or ``"scaled"`` (``2·x/(levels-1) - 1``, one input per dimension).
+    discrete values enter the network: ``"one_hot"`` (the default from 3 up to ``ONE_HOT_MAX_LEVELS`` levels, each
+    value a one-hot code sharing its dimension's degree) or ``"scaled"`` (``2·x/(levels-1) - 1``, one input per
+    dimension; the default for binary data, whose one-hot code would only double the input).
     """
 
     likelihood = "exact"
@@ -66,7 +67,7 @@ class MADE(GenerativeModel):
                 raise ValueError(f"input_encoding applies to discrete data only (levels=None), got {input_encoding!r}")
             return None
         if input_encoding is None:
-            return "one_hot" if levels <= ONE_HOT_MAX_LEVELS else "scaled"
+            return "one_hot" if 2 < levels <= ONE_HOT_MAX_LEVELS else "scaled"
         if input_encoding not in ("one_hot", "scaled"):
             raise ValueError(f"input_encoding must be 'one_hot', 'scaled' or None, got {input_encoding!r}")
         return input_encoding

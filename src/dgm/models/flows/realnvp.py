@@ -17,7 +17,7 @@ from dgm.registry import register_model
 
 def alternating_mask(dim: int, parity: int) -> torch.Tensor:
     """The mask ``b_j = 1`` for ``j + parity`` even: the coordinates a coupling keeps."""
-    return ((torch.arange(dim) + parity) % 2 == 0).float()
+    return (torch.arange(dim) + parity) % 2 == 0
 
 
 @register_model("realnvp", "RealNVP: affine coupling flow with alternating masks, exact likelihood (vectors)")
