@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	rm -rf demo
-	$(BIN)/dgm train realnvp-moons --out demo/realnvp-moons --max-time 30 --no-progress
+	$(BIN)/dgm train realnvp-moons --out demo/realnvp-moons --no-progress
 	$(BIN)/dgm train made-mnist-binary --out demo/made-mnist-binary --max-time 30 --no-progress
 	$(BIN)/dgm report demo/realnvp-moons demo/made-mnist-binary -o demo/report.html
 

@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     from dgm.training import TrainingDiverged
     args = _parser().parse_args(argv)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # raised inside Lightning, nothing a user can act on
     commands = {"list": lambda a: _list(), "train": _train, "sample": _sample, "evaluate": _evaluate,
                 "report": _report}
     try:
