@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -41,6 +42,13 @@ def check_data(x: Tensor, shape: tuple[int, ...], levels: int | None, name: str 
         if not torch.equal(x, x.round()):
             raise ValueError(f"{name} must hold integer values 0..{levels - 1} (discrete data), got fractions")
     return x
+
+
+def check_sample_count(n) -> int:
+    """Return ``n`` if it is a positive ``int`` (a number of samples), else raise ``ValueError``."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of samples must be a positive int, got {n!r}")
+    return n
 
 
 def _jsonable(value, where: str):
@@ -91,8 +99,15 @@ class GenerativeModel(nn.Module):
 
     # -- the protocol -------------------------------------------------------------------------------------------
     def loss(self, x: Tensor) -> dict[str, Tensor]:
-        """Scalars to log; the key ``"loss"`` is minimised."""
-        raise NotImplementedError
+        """Scalars to log; the key ``"loss"`` is minimised.
+
+        The default serves every model with an exact likelihood: maximum likelihood (forward KL), the mean negative
+        log-likelihood in nats per example, also logged in bits per dimension.
+        """
+        if self.likelihood != "exact":
+            raise NotImplementedError(f"{type(self).__name__} must define its loss")
+        nll = -self.log_prob(x).mean()
+        return {"loss": nll, "bpd": nll / (x[0].numel() * math.log(2))}
 
     def sample(self, n: int, **options) -> Tensor:
         """``n`` samples in data space, following the data convention."""

@@ -10,7 +10,7 @@ import math
 import torch
 from torch import Tensor
 
-from dgm.core import GenerativeModel
+from dgm.core import GenerativeModel, check_sample_count
 from dgm.flows.bijection import Compose
 
 
@@ -37,15 +37,10 @@ class FlowModel(GenerativeModel):
         z, log_abs_det = self.bijection(self.check(x))
         return standard_normal_log_prob(z) + log_abs_det
 
-    def loss(self, x: Tensor) -> dict[str, Tensor]:
-        """Mean negative log-likelihood in nats per example, and the same in bits per dimension."""
-        nll = -self.log_prob(x).mean()
-        return {"loss": nll, "bpd": nll / (x[0].numel() * math.log(2))}
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
-        if not isinstance(n, int) or n < 0:
-            raise ValueError(f"the number of samples must be a non-negative int, got {n!r}")
+        check_sample_count(n)
         parameter = next(self.parameters())
         z = torch.randn(n, *self.config["shape"], device=parameter.device, dtype=parameter.dtype)
         return self.bijection.inverse(z)[0]

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dgm.core import AdversarialModel
+from dgm.core import AdversarialModel, check_sample_count
 from dgm.nn.mlp import mlp
 from dgm.registry import register_model
 
@@ -44,8 +44,9 @@ class GAN(AdversarialModel):
     def _generate(self, n: int) -> Tensor:
         return self.generator(torch.randn(n, self.latent_dim, device=self.device))
 
+    @torch.no_grad()
     def sample(self, n: int) -> Tensor:
-        return self._generate(n)
+        return self._generate(check_sample_count(n))
 
     def critic_loss(self, x: Tensor) -> dict[str, Tensor]:
         real_logits = self.discriminator(self.check(x)).squeeze(1)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgm.core import GenerativeModel
+from dgm.core import GenerativeModel, check_sample_count
 from dgm.registry import register_model
 
 MAX_CELLS = 10**6
@@ -55,16 +55,11 @@ class Histogram(GenerativeModel):
         self.check(x)
         return F.log_softmax(self.logits, dim=0)[self._cells(x)]
 
-    def loss(self, x: Tensor) -> dict[str, Tensor]:
-        """Mean negative log-likelihood per example (nats) and in bits per dimension."""
-        nll = -self.log_prob(x).mean()
-        return {"loss": nll, "bpd": nll / (self.dim * math.log(2))}
 
     @torch.no_grad()
     def sample(self, n: int, progress: bool = False) -> Tensor:
         """``n`` samples of shape ``(n, *shape)``, drawn with ``torch.multinomial`` (one pass, no progress to show)."""
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        check_sample_count(n)
         cells = torch.multinomial(F.softmax(self.logits, dim=0), n, replacement=True)
         values = torch.div(cells[:, None], self.strides, rounding_mode="floor") % self.levels
         return values.to(self.logits.dtype).view(n, *self.shape)

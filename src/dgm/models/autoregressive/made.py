@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from dgm.core import GenerativeModel
+from dgm.core import GenerativeModel, check_sample_count
 from dgm.nn.made import MADENetwork, Ordering
 from dgm.registry import register_model
 
@@ -112,16 +112,11 @@ class MADE(GenerativeModel):
         flat = x.reshape(len(x), self.dim)
         return self._log_conditionals(flat, self.conditionals(x)).sum(dim=1)
 
-    def loss(self, x: Tensor) -> dict[str, Tensor]:
-        """Mean negative log-likelihood per example (nats) and in bits per dimension."""
-        nll = -self.log_prob(x).mean()
-        return {"loss": nll, "bpd": nll / (self.dim * math.log(2))}
 
     @torch.no_grad()
     def sample(self, n: int, progress: bool = False) -> Tensor:
         """``n`` samples of shape ``(n, *shape)``: ``D`` passes, dimension by dimension in the ordering."""
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        check_sample_count(n)
         flat = torch.zeros(n, self.dim, device=self.device, dtype=self.net.output.weight.dtype)
         for i in tqdm(self.net.sampling_order.tolist(), desc="MADE sampling", disable=not progress):
             flat[:, i] = self._draw(self.conditionals(flat)[:, i])
