@@ -39,7 +39,7 @@ def test_train_evaluate_sample_report(tmp_path, capsys):
     assert main(["sample", str(run), "-n", "100", "-o", str(tmp_path / "s.png")]) == 0
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    assert main(["report", str(run), "-o", str(tmp_path / "report.html")]) == 0
+    assert main(["report", str(tmp_path), "-o", str(tmp_path / "report.html")]) == 0  # a folder of runs
     assert "NLL = " in capsys.readouterr().out
     assert "samples.png" in (tmp_path / "report.html").read_text()
 

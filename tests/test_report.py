@@ -68,7 +68,7 @@ class PageReader(HTMLParser):
 
 
 def test_cells_label_exact_values_and_bounds_honestly(runs):
-    flow, vae, gan, fresh = (report.row_cells(report.read_run(run)) for run in runs)
+    flow, vae, gan, fresh = (report.row_cells(report.read_summary(run)) for run in runs)
     assert flow == {"run": FLOW, "model": "realnvp", "data": "moons", "likelihood": "exact",
                     "NLL (nats)": "NLL = 1.02", "bits/dim": "0.738", "entropy (nats)": "1.00",
                     "gap (nats)": "0.0234", "time": "12.3 s"}
@@ -140,10 +140,10 @@ def test_broken_json_is_refused(tmp_path):
     run = make_run(tmp_path / "run", "made")
     (run / "metrics.json").write_text("{nll")
     with pytest.raises(ValueError, match="metrics.json is not valid JSON"):
-        report.read_run(run)
+        report.read_summary(run)
     (run / "config.json").write_text(json.dumps({"config": {}}))
     with pytest.raises(ValueError, match="must name the model"):
-        report.read_run(run)
+        report.read_summary(run)
 
 
 def test_find_runs(runs, tmp_path):

@@ -28,7 +28,6 @@ def test_realnvp_fits_raw_moons_within_a_minute(tmp_path):
     assert metrics["nll_nats"] <= 1.10
 
 
-@pytest.mark.slow
 def test_made_on_seminar_2_image_density_beats_the_course_assert(tmp_path):
     metrics = _train("made-image-density-60", tmp_path / "run")
     assert metrics["nll_nats"] / 2 < 4.0

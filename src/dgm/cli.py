@@ -12,7 +12,7 @@ import numpy as np
 import yaml
 
 TRAIN_OPTIONS = ("max_epochs", "max_steps", "max_time", "batch_size", "lr", "lr_schedule", "grad_clip",
-                 "ema_decay", "seed", "devices", "strategy", "eval_batches")
+                 "ema_decay", "seed", "accelerator", "devices", "strategy", "eval_batches")
 
 
 def _key_values(pairs: list[str], flag: str) -> dict:
@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
                          ("devices", int), ("eval_batches", int)]:
         train.add_argument("--" + option.replace("_", "-"), type=kind)
     train.add_argument("--lr-schedule", choices=["constant", "cosine"])
+    train.add_argument("--accelerator", help="Lightning accelerator: auto (default: a GPU if there is one), cpu, gpu")
     train.add_argument("--strategy", help="Lightning strategy, e.g. ddp (with --devices 2)")
     train.add_argument("--no-evaluate", action="store_true", help="skip the test evaluation after training")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -62,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=1000)
 
     report = commands.add_parser("report", help="one table (and HTML page) of runs with their pictures")
-    report.add_argument("runs", type=Path, nargs="+")
+    report.add_argument("runs", type=Path, nargs="+", help="run folders, or folders that hold run folders")
     report.add_argument("-o", "--output", type=Path, default=Path("report.html"))
     return parser
 
@@ -158,9 +159,10 @@ def _evaluate(args) -> None:
 
 
 def _report(args) -> None:
-    from dgm.report import report_table, write_report
-    print(report_table(args.runs))
-    print(f"report written to {write_report(args.runs, args.output)}")
+    from dgm.report import find_runs, report_table, write_report
+    runs = [run for folder in args.runs for run in find_runs(folder)]
+    print(report_table(runs))
+    print(f"report written to {write_report(runs, args.output)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ MISSING = "—"
 
 
 @dataclass(frozen=True)
-class Run:
+class RunSummary:
     """What one run folder says about itself; ``metrics`` is ``None`` until the run is evaluated."""
 
     path: Path
@@ -48,7 +48,7 @@ class Run:
         return first + others
 
 
-def read_run(run_dir: str | Path) -> Run:
+def read_summary(run_dir: str | Path) -> RunSummary:
     """Read a run folder's JSON files; a folder without ``config.json`` is not a run (``ValueError``)."""
     path = Path(run_dir)
     if not (path / "config.json").is_file():
@@ -58,7 +58,7 @@ def read_run(run_dir: str | Path) -> Run:
         raise ValueError(f"{path / 'config.json'} must name the model: {{\"model\": name, \"config\": {{...}}}}")
     run = _read_json(path / "run.json") if (path / "run.json").is_file() else {}
     metrics = _read_json(path / "metrics.json") if (path / "metrics.json").is_file() else None
-    return Run(path=path, config=config, run=run, metrics=metrics)
+    return RunSummary(path=path, config=config, run=run, metrics=metrics)
 
 
 def find_runs(root: str | Path) -> list[Path]:
@@ -83,7 +83,7 @@ def _read_json(path: Path) -> dict:
 
 
 # -- the cells of one row ---------------------------------------------------------------------------------------------
-def row_cells(run: Run) -> dict[str, str]:
+def row_cells(run: RunSummary) -> dict[str, str]:
     """The table row of ``run``: one text per column of :data:`COLUMNS`."""
     seconds = run.run.get("seconds")
     cells = {"run": run.name, "model": str(run.config["model"]), "data": str(run.run.get("data", MISSING)),
@@ -92,7 +92,7 @@ def row_cells(run: Run) -> dict[str, str]:
     return {column: cells[column] for column in COLUMNS}
 
 
-def _likelihood_cells(run: Run) -> dict[str, str]:
+def _likelihood_cells(run: RunSummary) -> dict[str, str]:
     """The likelihood, NLL, bits/dim, entropy and gap cells, each labelled as exact or as a bound."""
     empty = dict.fromkeys(("NLL (nats)", "bits/dim", "entropy (nats)", "gap (nats)"), MISSING)
     if run.metrics is None:
@@ -123,7 +123,7 @@ def _likelihood_cells(run: Run) -> dict[str, str]:
     return cells
 
 
-def _number_in(run: Run, key: str, value) -> float:
+def _number_in(run: RunSummary, key: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{run.name}: {key} must be a number, got {value!r}")
     return float(value)
@@ -172,10 +172,10 @@ def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     return out
 
 
-def _read_runs(run_dirs: list[str | Path]) -> list[Run]:
+def _read_runs(run_dirs: list[str | Path]) -> list[RunSummary]:
     if not run_dirs:
         raise ValueError("no run folders given")
-    return [read_run(run_dir) for run_dir in run_dirs]
+    return [read_summary(run_dir) for run_dir in run_dirs]
 
 
 STYLE = """body { font-family: sans-serif; margin: 2em; }
@@ -189,7 +189,7 @@ EXPLANATION = ("NLL is the negative log-likelihood of the test set in nats per e
                "NLL − entropy of the data: it estimates KL(data ‖ model), or bounds it from above for “≤”.")
 
 
-def _page(runs: list[Run], page_folder: Path) -> str:
+def _page(runs: list[RunSummary], page_folder: Path) -> str:
     header = "".join(f"<th>{_escape(column)}</th>" for column in COLUMNS)
     rows = "\n".join(_table_row(index, run) for index, run in enumerate(runs))
     sections = "\n".join(_section(index, run, page_folder) for index, run in enumerate(runs))
@@ -199,13 +199,13 @@ def _page(runs: list[Run], page_folder: Path) -> str:
             f"{sections}\n</body>\n</html>\n")
 
 
-def _table_row(index: int, run: Run) -> str:
+def _table_row(index: int, run: RunSummary) -> str:
     cells = row_cells(run)
     first = f'<td><a href="#run-{index}">{_escape(cells.pop("run"))}</a></td>'
     return f"<tr>{first}{''.join(f'<td>{_escape(cell)}</td>' for cell in cells.values())}</tr>"
 
 
-def _section(index: int, run: Run, page_folder: Path) -> str:
+def _section(index: int, run: RunSummary, page_folder: Path) -> str:
     details = {"config.json": run.config, "run.json": run.run, "metrics.json": run.metrics}
     files = "\n".join(f"<h3>{_escape(name)}</h3>\n<pre>{_escape(json.dumps(content, indent=2))}</pre>"
                       for name, content in details.items() if content)

@@ -61,15 +61,16 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
         max_epochs: int | None = None, max_steps: int | None = None, max_time: float | None = None,
         batch_size: int = 128, lr: float = 1e-3, lr_schedule: str = "constant", grad_clip: float | None = None,
         ema_decay: float | None = None, seed: int = 0, devices: int = 1, strategy: str = "auto",
-        accelerator: str = "cpu", eval_batches: int | None = None, resume: bool = False,
+        accelerator: str = "auto", eval_batches: int | None = None, resume: bool = False,
         progress: bool = True, callbacks: list | tuple = ()) -> Run:
     """Train ``model`` on ``data`` and return the :class:`Run`.
 
     Stops after ``max_epochs``, ``max_steps`` optimizer steps or ``max_time`` seconds, whichever comes first
     (10 epochs when none is given). ``ema_decay`` keeps an exponential moving average of the weights, used for
     evaluation and export. ``resume=True`` continues the run in ``out`` from its last checkpoint, exactly as if it
-    had not stopped. ``devices``/``strategy`` are Lightning's (``strategy="ddp"`` for distributed data parallel);
-    ``callbacks`` are extra Lightning callbacks.
+    had not stopped. ``accelerator``, ``devices`` and ``strategy`` are Lightning's (``"auto"`` takes a GPU when
+    there is one; ``strategy="ddp"`` for distributed data parallel); ``callbacks`` are extra Lightning callbacks.
+    ``eval_batches`` limits the test batches evaluated at each epoch end (all by default).
     """
     data = load(data) if isinstance(data, str) else data
     if tuple(model.config["shape"]) != data.shape or model.config.get("levels") != data.levels:
@@ -82,7 +83,8 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
     checkpoint = _checkpoint_to_resume(directory, resume)
     options = {"max_epochs": max_epochs, "max_steps": max_steps, "max_time": max_time, "batch_size": batch_size,
                "lr": lr, "lr_schedule": lr_schedule, "grad_clip": grad_clip, "ema_decay": ema_decay,
-               "seed": seed, "devices": devices, "strategy": strategy, "eval_batches": eval_batches}
+               "seed": seed, "accelerator": accelerator, "devices": devices, "strategy": strategy,
+               "eval_batches": eval_batches}
 
     seed_everything(seed)
     module = TrainingModule(model, lr=lr, lr_schedule=lr_schedule, grad_clip=grad_clip,
