@@ -38,7 +38,10 @@ def create(name: str, shape: tuple[int, ...] | None = None, *, levels: int | Non
     unknown = [key for key in overrides if not accepts(cls, key)]
     if unknown:
         raise ValueError(f"model {name!r} has no argument(s) {', '.join(unknown)}")
-    return cls(**arguments)
+    try:
+        return cls(**arguments)
+    except TypeError as error:  # e.g. hidden=3 where a list of widths is expected
+        raise ValueError(f"model {name!r} cannot be built from {overrides}: {error}") from error
 
 
 def load(run_dir: str | Path) -> GenerativeModel:
