@@ -72,3 +72,15 @@ def test_gan_learns_the_location_and_spread_of_a_gaussian(tmp_path):
     assert torch.allclose(samples.mean(0), shift, atol=0.15)
     ratio = samples.std(0) / scale
     assert ((ratio > 0.6) & (ratio < 1.5)).all(), ratio
+
+
+def test_cosine_schedule_decays_both_optimizers_over_the_generator_steps(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    data = Data("ring", _ring(640, generator), _ring(128, generator))
+    seed_everything(0)
+    gan = dgm.create("gan", data=data, critic_steps=2, hidden=[16])
+    fit(gan, data, tmp_path / "run", max_epochs=2, batch_size=64, lr=1e-3, lr_schedule="cosine", progress=False)
+    state = load_state(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    for optimizer in state["optimizer_states"]:
+        assert optimizer["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert [s["last_epoch"] for s in state["lr_schedulers"]] == [10, 10]

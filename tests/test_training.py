@@ -9,7 +9,7 @@ import dgm
 from dgm.checkpoint import load_state
 from dgm.plots import read_metrics_csv
 from dgm.training import TrainingDiverged, fit, seed_everything
-from dgm.training.fit import metrics_files
+from dgm.runs import metrics_files
 
 
 def _fit(data, directory, **options):

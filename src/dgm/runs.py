@@ -9,10 +9,14 @@ from dgm import plots
 from dgm.checkpoint import load_model, read_json, write_json
 from dgm.data.base import Data, load
 from dgm.metrics.likelihood import log_likelihoods, nll_summary
-from dgm.training.fit import RUN_FILE, metrics_files
-
+RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 N_PICTURE_SAMPLES = {"image": 64, "vector": 4000}
+
+
+def metrics_files(directory: str | Path) -> list[Path]:
+    """The CSV logs of a run, one per training part (a resumed run adds a part), in order."""
+    return sorted((Path(directory) / "logs").glob("csv-*/metrics.csv"), key=lambda p: int(p.parent.name[4:]))
 
 
 def read_run(directory: str | Path) -> dict:

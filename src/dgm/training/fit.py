@@ -18,11 +18,11 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from dgm.checkpoint import SafetensorsCheckpointIO, read_json, write_json
 from dgm.core import GenerativeModel
 from dgm.data.base import Data, load
+from dgm.runs import RUN_FILE, metrics_files, write_pictures
 from dgm.training.callbacks import EpochCheckpoint, ExportModel, RandomState
 from dgm.training.data import DataModule
 from dgm.training.module import TrainingModule
 
-RUN_FILE = "run.json"
 LAST_CHECKPOINT = Path("checkpoints") / "last.safetensors"
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -93,15 +93,9 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
     ema = [] if ema_decay is None else [EMAWeightAveraging(decay=ema_decay)]
     callbacks = [RandomState(), *ema, ExportModel(directory), EpochCheckpoint(directory / "checkpoints"),
                  *callbacks]
-    if model.adversarial and strategy == "ddp":
-        strategy = "ddp_find_unused_parameters_true"  # the critic step leaves the generator without gradients
-    trainer = L.Trainer(
-        accelerator=accelerator, devices=devices, strategy=strategy, **_stop_condition(max_epochs, max_steps, max_time),
-        callbacks=callbacks, plugins=[SafetensorsCheckpointIO()], default_root_dir=directory,
-        logger=[CSVLogger(directory / "logs", name="", version=f"csv-{len(metrics_files(directory))}"),
-                TensorBoardLogger(directory / "logs", name="", version="tensorboard")],
-        gradient_clip_val=None if model.adversarial else grad_clip, num_sanity_val_steps=0,
-        log_every_n_steps=10, enable_progress_bar=progress, enable_model_summary=False)
+    trainer = _trainer(directory, callbacks, adversarial=model.adversarial, grad_clip=grad_clip, progress=progress,
+                       accelerator=accelerator, devices=devices, strategy=strategy,
+                       **_stop_condition(max_epochs, max_steps, max_time))
 
     if trainer.is_global_zero:
         previous = read_json(directory / RUN_FILE) if checkpoint else {}
@@ -117,14 +111,22 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
         record = read_json(directory / RUN_FILE)
         record["seconds"] += seconds
         write_json(directory / RUN_FILE, record)
-        from dgm.runs import write_pictures
         write_pictures(model, data, directory)
     return Run(directory, model, trainer.global_rank, seconds)
 
 
-def metrics_files(directory: Path) -> list[Path]:
-    """The CSV logs of a run, one per training part (a resumed run adds a part), in order."""
-    return sorted((Path(directory) / "logs").glob("csv-*/metrics.csv"), key=lambda p: int(p.parent.name[4:]))
+def _trainer(directory: Path, callbacks: list, adversarial: bool, grad_clip: float | None, progress: bool,
+             strategy: str, **options) -> L.Trainer:
+    """Lightning's trainer with dgm's checkpoint format, CSV + TensorBoard logs and gradient clipping."""
+    if adversarial and strategy == "ddp":
+        strategy = "ddp_find_unused_parameters_true"  # the critic step leaves the generator without gradients
+    return L.Trainer(
+        strategy=strategy, callbacks=callbacks, plugins=[SafetensorsCheckpointIO()], default_root_dir=directory,
+        logger=[CSVLogger(directory / "logs", name="", version=f"csv-{len(metrics_files(directory))}"),
+                TensorBoardLogger(directory / "logs", name="", version="tensorboard")],
+        gradient_clip_val=None if adversarial else grad_clip,  # adversarial models clip in their manual steps
+        num_sanity_val_steps=0, log_every_n_steps=10, enable_progress_bar=progress, enable_model_summary=False,
+        **options)
 
 
 def _checkpoint_to_resume(directory: Path, resume: bool) -> Path | None:
