@@ -64,7 +64,7 @@ def test_recipe_with_overrides_and_exact_resume(tmp_path):
     (["train", "no-such-recipe"], "unknown recipe"),
     (["train", "--model", "made", "--data", "moons", "--model-arg", "hidden"], "KEY=VALUE"),
     (["train", "--model", "gan", "--data", "mnist-binary"], "takes no levels"),
-    (["train", "--model", "made", "--data", "digits", "--data-arg", "colour=1"], "has no option(s) colour"),
+    (["train", "--model", "made", "--data", "digits", "--data-arg", "colour=1"], "unexpected keyword argument 'colour'"),
     (["train", "--model", "made", "--data", "digits", "--model-arg", "hidden=3"], "cannot be built from"),
     (["evaluate", "/nonexistent/run"], "not a run folder"),
     (["sample", "/nonexistent/run", "-o", "x.jpg"], "must end in .png or .npz"),

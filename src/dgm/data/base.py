@@ -1,7 +1,6 @@
 """The one data container of dgm and the data-set registry's front door."""
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -56,13 +55,11 @@ def load(name: str, **options) -> Data:
     _import_all()
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; known data sets: {', '.join(sorted(DATASETS))}")
-    factory = DATASETS[name]
-    accepted = inspect.signature(factory).parameters
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(f"data set {name!r} has no option(s) {', '.join(unknown)}; "
-                         f"its options: {', '.join(accepted) or 'none'}")
-    return replace(factory(**options), name=name, options=dict(options))
+    try:
+        data = DATASETS[name](**options)
+    except TypeError as error:  # an option the data set does not have
+        raise ValueError(f"data set {name!r} cannot be built with options {options}: {error}") from error
+    return replace(data, name=name, options=dict(options))
 
 
 def list_datasets() -> dict[str, str]:
