@@ -52,7 +52,7 @@ def test_trainer_alternates_critic_and_generator_steps(tmp_path):
     fit(gan, data, tmp_path / "run", max_epochs=2, batch_size=64, lr=1e-3, progress=False)
     state = load_state(tmp_path / "run" / "checkpoints" / "last.safetensors")
     generator_state, critic_state = (s["state"] for s in state["optimizer_states"])
-    # 10 batches per epoch: 20 critic updates and, one per 3 critic updates within each epoch, 2·3 generator ones
+    # 10 batches per epoch, 20 in all: 20 critic updates and one generator update per 3 batches
     assert next(iter(critic_state.values()))["step"].item() == 20
     assert next(iter(generator_state.values()))["step"].item() == 6
 
@@ -66,7 +66,7 @@ def test_gan_learns_the_location_and_spread_of_a_gaussian(tmp_path):
     gan = dgm.create("gan", data=data, hidden=[32, 32])
     with torch.no_grad():
         assert (gan.sample(4000).mean(0) - shift).norm() > 1.5  # the untrained generator is far off
-    fit(gan, data, tmp_path / "run", max_epochs=20, batch_size=128, lr=1e-3, progress=False)
+    fit(gan, data, tmp_path / "run", max_epochs=40, batch_size=128, lr=1e-3, progress=False)
     with torch.no_grad():
         samples = gan.sample(4000)
     assert torch.allclose(samples.mean(0), shift, atol=0.15)
@@ -74,13 +74,15 @@ def test_gan_learns_the_location_and_spread_of_a_gaussian(tmp_path):
     assert ((ratio > 0.6) & (ratio < 1.5)).all(), ratio
 
 
-def test_cosine_schedule_decays_both_optimizers_over_the_generator_steps(tmp_path):
+def test_cosine_schedule_decays_both_optimizers_over_the_batches_of_the_run(tmp_path):
     generator = torch.Generator().manual_seed(0)
     data = Data("ring", _ring(640, generator), _ring(128, generator))
     seed_everything(0)
     gan = dgm.create("gan", data=data, critic_steps=2, hidden=[16])
-    fit(gan, data, tmp_path / "run", max_epochs=2, batch_size=64, lr=1e-3, lr_schedule="cosine", progress=False)
+    # max_steps counts optimizer steps: 30 = 20 batches × 1 critic step + 10 generator steps
+    fit(gan, data, tmp_path / "run", max_steps=30, batch_size=64, lr=1e-3, lr_schedule="cosine", progress=False)
     state = load_state(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert state["batches_trained"] == 20
     for optimizer in state["optimizer_states"]:
         assert optimizer["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
-    assert [s["last_epoch"] for s in state["lr_schedulers"]] == [10, 10]
+    assert [s["last_epoch"] for s in state["lr_schedulers"]] == [20, 20]

@@ -54,6 +54,16 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, gaussian
     assert torch.equal(a["optimizer_states"][0]["state"][0]["exp_avg"], b["optimizer_states"][0]["state"][0]["exp_avg"])
 
 
+def test_resume_from_a_mid_epoch_stop_is_exact_too(tmp_path, gaussian_data):
+    # 8 batches per epoch: the first part stops after 13 batches, in the middle of the second epoch
+    straight = _fit(gaussian_data, tmp_path / "straight", max_steps=30)
+    _fit(gaussian_data, tmp_path / "interrupted", max_steps=13)
+    resumed = _fit(gaussian_data, tmp_path / "interrupted", max_steps=30, resume=True)
+    for name in ("mean", "log_std"):
+        assert torch.equal(getattr(resumed.model, name), getattr(straight.model, name))
+    assert load_state(tmp_path / "interrupted" / "checkpoints" / "last.safetensors")["batches_trained"] == 30
+
+
 def test_resume_refuses_to_overwrite_or_invent_a_run(tmp_path, gaussian_data):
     _fit(gaussian_data, tmp_path / "run", max_epochs=1)
     with pytest.raises(ValueError, match="already holds a run"):

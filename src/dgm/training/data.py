@@ -1,7 +1,10 @@
 """Batches for the trainer: in-memory tensors, shuffled reproducibly in one or many processes."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import lightning.pytorch as L
+import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
@@ -26,12 +29,41 @@ def _batch_as_is(batch: Tensor) -> Tensor:
     return batch
 
 
-class DataModule(L.LightningDataModule):
-    """Train and test tensors served in batches.
+class ShuffledBatches:
+    """Training batches as a function of how many batches were already trained on.
 
-    Shuffling uses a ``DistributedSampler`` seeded by ``seed`` and the epoch (Lightning calls ``set_epoch``), so the
-    order of batches is the same in a resumed run as in an uninterrupted one, and each DDP process gets its share.
+    Pass ``p`` over the data uses a permutation drawn from a generator seeded by ``seed + p``, cut into
+    ``len(self)`` batches per process (process ``rank`` of ``world_size`` takes every ``world_size``-th batch-sized
+    slice; the incomplete remainder is dropped). Each iteration starts at batch ``trained() mod len(self)`` of pass
+    ``trained() div len(self)``, so a run resumed from a checkpoint taken mid-epoch (``max_steps``, ``max_time``)
+    sees exactly the batches an uninterrupted run would have seen, in the same order.
     """
+
+    def __init__(self, examples: Tensor, batch_size: int, seed: int, rank: int, world_size: int,
+                 trained: Callable[[], int]):
+        self.examples, self.batch_size, self.seed = examples, batch_size, seed
+        self.rank, self.world_size, self.trained = rank, world_size, trained
+        self.batches_per_pass = len(examples) // (batch_size * world_size)
+        if self.batches_per_pass == 0:
+            raise ValueError(f"batch size {batch_size} is larger than the training set "
+                             f"({len(examples)} examples for {world_size} process(es))")
+
+    def __len__(self) -> int:
+        return self.batches_per_pass
+
+    def __iter__(self) -> Iterator[Tensor]:
+        done_passes, first_batch = divmod(self.trained(), self.batches_per_pass)
+        generator = torch.Generator().manual_seed(self.seed + done_passes)
+        order = torch.randperm(len(self.examples), generator=generator)
+        used = self.batches_per_pass * self.world_size * self.batch_size
+        batches = order[:used].view(self.batches_per_pass, self.world_size, self.batch_size)[:, self.rank]
+        for indices in batches[first_batch:]:
+            yield self.examples[indices]
+
+
+class DataModule(L.LightningDataModule):
+    """Train and test tensors served in batches: training batches by :class:`ShuffledBatches` (reproducible
+    across resumes and shared between DDP processes), test batches in order, split between processes."""
 
     def __init__(self, train: Tensor, test: Tensor, batch_size: int, seed: int, eval_batches: int | None = None):
         super().__init__()
@@ -39,18 +71,12 @@ class DataModule(L.LightningDataModule):
         self.batch_size, self.seed = batch_size, seed
         self.test_subset = test if eval_batches is None else test[: eval_batches * batch_size]
 
-    def _loader(self, examples: Tensor, shuffle: bool) -> DataLoader:
-        sampler = DistributedSampler(_Examples(examples), num_replicas=self.trainer.world_size,
-                                     rank=self.trainer.global_rank, shuffle=shuffle, seed=self.seed,
-                                     drop_last=shuffle)
-        return DataLoader(_Examples(examples), batch_size=self.batch_size, sampler=sampler,
-                          collate_fn=_batch_as_is, drop_last=shuffle)
-
-    def train_dataloader(self) -> DataLoader:
-        if len(self.train) < self.batch_size * self.trainer.world_size:
-            raise ValueError(f"batch size {self.batch_size} is larger than the training set "
-                             f"({len(self.train)} examples for {self.trainer.world_size} process(es))")
-        return self._loader(self.train, shuffle=True)
+    def train_dataloader(self) -> ShuffledBatches:
+        return ShuffledBatches(self.train, self.batch_size, self.seed, self.trainer.global_rank,
+                               self.trainer.world_size, trained=lambda: self.trainer.lightning_module.batches_trained)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.test_subset, shuffle=False)
+        sampler = DistributedSampler(_Examples(self.test_subset), num_replicas=self.trainer.world_size,
+                                     rank=self.trainer.global_rank, shuffle=False, drop_last=True)
+        return DataLoader(_Examples(self.test_subset), batch_size=self.batch_size, sampler=sampler,
+                          collate_fn=_batch_as_is)

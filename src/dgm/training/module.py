@@ -29,25 +29,36 @@ class TrainingModule(L.LightningModule):
         self.lr, self.lr_schedule, self.grad_clip = lr, lr_schedule, grad_clip
         self.train_transform = train_transform
         self.automatic_optimization = not model.adversarial
+        self.batches_trained = 0  # drives the order of training batches (dgm.training.data.ShuffledBatches)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["batches_trained"] = self.batches_trained
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.batches_trained = checkpoint["batches_trained"]
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.batches_trained += 1
 
     # -- steps --------------------------------------------------------------------------------------------------
     def training_step(self, x: Tensor, batch_idx: int):
         if self.train_transform is not None:
             x = self.train_transform(x)
         if self.model.adversarial:
-            return self._adversarial_step(x, batch_idx)
+            return self._adversarial_step(x)
         losses = self.model.loss(x)
         self._log("train", losses, len(x))
         return self._finite(losses["loss"])
 
-    def _adversarial_step(self, x: Tensor, batch_idx: int) -> None:
-        """One critic update per batch, one generator update after every ``critic_steps`` critic updates."""
+    def _adversarial_step(self, x: Tensor) -> None:
+        """One critic update per batch, one generator update after every ``critic_steps`` critic updates (counted
+        over the whole run, so resuming keeps the rhythm); learning-rate schedules step once per batch."""
         generator_optimizer, critic_optimizer = self.optimizers()
         self._manual_update(critic_optimizer, self.model.critic_loss(x), "critic", len(x))
-        if (batch_idx + 1) % self.model.critic_steps == 0:
+        if (self.batches_trained + 1) % self.model.critic_steps == 0:
             self._manual_update(generator_optimizer, self.model.generator_loss(x), "generator", len(x))
-            for scheduler in self.lr_schedulers() or []:
-                scheduler.step()
+        for scheduler in self.lr_schedulers() or []:
+            scheduler.step()
 
     def _manual_update(self, optimizer, losses: dict[str, Tensor], role: str, batch_size: int) -> None:
         optimizer.zero_grad()
@@ -93,15 +104,23 @@ class TrainingModule(L.LightningModule):
         optimizers = [torch.optim.Adam(params, lr=self.lr, betas=betas) for params in groups]
         if self.lr_schedule == "constant":
             return optimizers
-        total = max(1, self._scheduler_steps())
+        total = max(1, self._batches_in_run())
         schedulers = [torch.optim.lr_scheduler.LambdaLR(optimizer, _Cosine(total)) for optimizer in optimizers]
         return optimizers, [{"scheduler": s, "interval": "step"} for s in schedulers]
 
-    def _scheduler_steps(self) -> int:
-        steps = self.trainer.estimated_stepping_batches
-        if not math.isfinite(steps):
+    def _batches_in_run(self) -> int:
+        """How many batches the run trains on: the length of a schedule that steps once per batch.
+
+        For adversarial models Lightning's ``max_steps`` counts every optimizer step, ``critic_steps`` critic
+        updates and one generator update per cycle of ``critic_steps`` batches.
+        """
+        if self.model.adversarial and self.trainer.max_steps != -1:
+            cycle = self.model.critic_steps
+            return self.trainer.max_steps * cycle // (cycle + 1)
+        batches = self.trainer.estimated_stepping_batches
+        if not math.isfinite(batches):
             raise ValueError("lr_schedule='cosine' needs max_steps or max_epochs (max_time alone is open-ended)")
-        return int(steps) // (self.model.critic_steps if self.model.adversarial else 1)
+        return int(batches)
 
 
 class _Cosine:
