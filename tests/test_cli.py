@@ -66,6 +66,12 @@ def test_recipe_with_overrides_and_exact_resume(tmp_path):
     (["train", "--model", "gan", "--data", "mnist-binary"], "takes no levels"),
     (["train", "--model", "made", "--data", "digits", "--data-arg", "colour=1"], "unexpected keyword argument 'colour'"),
     (["train", "--model", "made", "--data", "digits", "--model-arg", "hidden=3"], "cannot be built from"),
+    (["train", "--model", "realnvp", "--data", "moons", "--model-arg", "hidden=[-4]"], "positive integers"),
+    (["train", "--model", "realnvp", "--data", "moons", "--max-epochs", "-3"], "max_epochs must be positive"),
+    (["train", "--model", "realnvp", "--data", "moons", "--grad-clip", "-1"], "grad_clip must be positive"),
+    (["train", "--model", "realnvp", "--data", "moons", "--ema-decay", "1.5"], "ema_decay must lie in"),
+    (["train", "--model", "realnvp", "--data", "moons", "--strategy", "nonsense"], "invalid strategy name"),
+    (["train", "--resume", "/nonexistent/run", "--lr", "0.5"], "only --max-epochs, --max-steps, --max-time"),
     (["evaluate", "/nonexistent/run"], "not a run folder"),
     (["sample", "/nonexistent/run", "-o", "x.jpg"], "must end in .png or .npz"),
 ])

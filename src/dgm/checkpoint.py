@@ -88,7 +88,10 @@ def load_model(directory: str | Path):
     saved = read_json(directory / CONFIG_FILE)
     if not isinstance(saved, dict) or "model" not in saved or "config" not in saved:
         raise CheckpointError(f"{directory / CONFIG_FILE} lacks the keys 'model' and 'config'")
-    model = model_class(saved["model"])(**saved["config"])
+    try:
+        model = model_class(saved["model"])(**saved["config"])
+    except TypeError as error:
+        raise CheckpointError(f"{directory / CONFIG_FILE} does not fit {saved['model']}: {error}") from None
     weights = read_weights(directory / WEIGHTS_FILE)
     try:
         model.load_state_dict(weights)

@@ -13,6 +13,8 @@ import yaml
 
 TRAIN_OPTIONS = ("max_epochs", "max_steps", "max_time", "batch_size", "lr", "lr_schedule", "grad_clip",
                  "ema_decay", "seed", "accelerator", "devices", "strategy", "eval_batches")
+RESUMABLE_OPTIONS = ("max_epochs", "max_steps", "max_time")  # a resumed run may only be given a new end
+RESUMABLE_FLAGS = [f"--{option.replace('_', '-')}" for option in RESUMABLE_OPTIONS]
 
 
 def _key_values(pairs: list[str], flag: str) -> dict:
@@ -83,6 +85,14 @@ def _train_plan(args) -> dict:
     from dgm.recipes import load_recipe
     from dgm.runs import read_run
     if args.resume is not None:
+        changed = [flag for flag, value in [("a recipe", args.recipe), ("--model", args.model), ("--data", args.data),
+                                            ("--model-arg", args.model_arg), ("--data-arg", args.data_arg),
+                                            ("--out", args.out)] if value]
+        changed += ["--" + k.replace("_", "-") for k in TRAIN_OPTIONS
+                    if k not in RESUMABLE_OPTIONS and getattr(args, k) is not None]
+        if changed:
+            raise ValueError(f"--resume continues a run as it was set up; only {', '.join(RESUMABLE_FLAGS)} may "
+                             f"change, not {', '.join(changed)}")
         record = read_run(args.resume)
         plan = {"model": record["model"], "data": record["data"], "data_options": record["data_options"],
                 "model_options": {}, "train": record["train"]}
@@ -166,6 +176,8 @@ def _report(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     from dgm.training import TrainingDiverged
     args = _parser().parse_args(argv)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -174,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 "report": _report}
     try:
         commands[args.command](args)
-    except (ValueError, FileNotFoundError, TrainingDiverged) as error:
+    except (ValueError, FileNotFoundError, MisconfigurationException, TrainingDiverged) as error:
         print(f"dgm {args.command}: error: {error}", file=sys.stderr)
         return 2 if not isinstance(error, TrainingDiverged) else 1
     return 0

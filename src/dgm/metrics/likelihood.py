@@ -17,6 +17,8 @@ from tqdm.auto import tqdm
 @torch.no_grad()
 def log_likelihoods(model, x: Tensor, batch_size: int = 1000, progress: bool = False) -> Tensor:
     """``model.log_prob`` of every example of ``x``, computed in batches, shape ``(N,)``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     if model.likelihood is None:
         raise ValueError(f"{type(model).__name__} has no likelihood to evaluate (likelihood = None)")
     batches = torch.split(x, batch_size)

@@ -14,6 +14,9 @@ def mlp(in_features: int, hidden: Sequence[int], out_features: int, activation: 
     identity (a common stabiliser of flow training).
     """
     widths = [in_features, *hidden]
+    if not all(isinstance(width, int) and width > 0 for width in [*widths, out_features]):
+        raise ValueError(f"layer widths must be positive integers, got {in_features} -> {list(hidden)} -> "
+                         f"{out_features}; hidden is a list of widths such as [64, 64]")
     layers: list[nn.Module] = []
     for width_in, width_out in zip(widths[:-1], widths[1:]):
         layers += [nn.Linear(width_in, width_out), activation()]

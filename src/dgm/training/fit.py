@@ -49,6 +49,15 @@ def _default_directory(model: GenerativeModel, data: Data) -> Path:
     return Path("runs") / f"{model.model_name}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _check_options(ema_decay: float | None, **positive) -> None:
+    """Training options must be positive numbers (or absent); the EMA decay lies in [0, 1)."""
+    for name, value in positive.items():
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+    if ema_decay is not None and not 0 <= ema_decay < 1:
+        raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
+
+
 def _stop_condition(max_epochs, max_steps, max_time) -> dict:
     if max_epochs is None and max_steps is None and max_time is None:
         max_epochs = 10
@@ -77,8 +86,8 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
         raise ValueError(f"the model expects shape {tuple(model.config['shape'])} with levels "
                          f"{model.config.get('levels')}, but {data.name} has shape {data.shape} with levels "
                          f"{data.levels}; build the model with dgm.create(name, data=data)")
-    if batch_size < 1 or lr <= 0:
-        raise ValueError(f"batch_size must be >= 1 and lr > 0, got {batch_size} and {lr}")
+    _check_options(max_epochs=max_epochs, max_steps=max_steps, max_time=max_time, batch_size=batch_size, lr=lr,
+                   grad_clip=grad_clip, ema_decay=ema_decay, eval_batches=eval_batches)
     directory = Path(out) if out is not None else _default_directory(model, data)
     checkpoint = _checkpoint_to_resume(directory, resume)
     options = {"max_epochs": max_epochs, "max_steps": max_steps, "max_time": max_time, "batch_size": batch_size,

@@ -10,7 +10,7 @@ from torch import Tensor
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run folder keeps the last good checkpoint."""
+    """The loss became NaN or infinite; the run folder keeps the checkpoint of the last completed epoch, if any."""
 
 
 class TrainingModule(L.LightningModule):
@@ -79,8 +79,8 @@ class TrainingModule(L.LightningModule):
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"the loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
-                "training stopped. The run folder keeps the last good checkpoint; try a smaller learning rate, "
-                "gradient clipping (--grad-clip) or a smaller model.")
+                "training stopped. The run folder keeps the checkpoint of the last completed epoch, if there is one; "
+                "try a smaller learning rate, gradient clipping (--grad-clip) or a smaller model.")
         return loss
 
     def _log(self, prefix: str, losses: dict[str, Tensor], batch_size: int) -> None:
