@@ -53,6 +53,9 @@ def test_recipe_with_overrides_and_exact_resume(tmp_path):
     straight = load_file(tmp_path / "straight" / "model.safetensors")
     resumed = load_file(tmp_path / "split" / "model.safetensors")
     assert torch.equal(straight["logits"], resumed["logits"])
+    assert (tmp_path / "split" / "probabilities.png").exists() and (tmp_path / "split" / "samples.png").exists()
+    assert main(["sample", str(tmp_path / "split"), "-n", "500", "-o", str(tmp_path / "hist.png")]) == 0
+    assert (tmp_path / "hist.png").read_bytes()[:4] == b"\x89PNG"
     record = json.loads((tmp_path / "split" / "run.json").read_text())
     assert record["train"]["max_epochs"] == 4 and record["train"]["batch_size"] == 256
 

@@ -60,12 +60,14 @@ def _state_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {key: value.detach().cpu().clone().contiguous() for key, value in state.items()}
 
 
-def save_model(model, directory: str | Path) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` for ``model`` into ``directory``."""
+def save_model(model, directory: str | Path, state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` for ``model`` into ``directory``; ``state`` replaces
+    ``model.state_dict()`` (the trainer exports averaged weights this way)."""
     if not model.model_name:
         raise ValueError(f"{type(model).__name__} is not registered; decorate it with @register_model")
     directory = Path(directory)
-    atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(_state_tensors(model.state_dict()), p))
+    state = model.state_dict() if state is None else state
+    atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(_state_tensors(state), p))
     write_json(directory / CONFIG_FILE, {"model": model.model_name, "config": model.config})
     return directory
 

@@ -138,9 +138,8 @@ def _train(args) -> None:
 def _sample(args) -> None:
     import torch
 
-    from dgm import plots
     from dgm.checkpoint import load_model
-    from dgm.runs import run_data
+    from dgm.runs import run_data, save_samples_picture
     if args.n < 1:
         raise ValueError(f"-n must be at least 1, got {args.n}")
     suffix = args.output.suffix.lower()
@@ -153,13 +152,7 @@ def _sample(args) -> None:
     if suffix == ".npz":
         np.savez(args.output, samples=samples.cpu().numpy())
     else:
-        data = run_data(args.run)
-        if data.is_image:
-            plots.save_image_grid(samples, data.levels, args.output)
-        elif data.shape == (2,):
-            plots.scatter_2d(samples, args.output, reference=data.test[:args.n])
-        else:
-            raise ValueError(f"no picture for data of shape {data.shape}; write .npz instead")
+        save_samples_picture(samples, run_data(args.run), args.output)
     print(f"{args.n} samples written to {args.output}")
 
 

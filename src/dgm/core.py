@@ -118,12 +118,19 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} has no likelihood (likelihood = None)")
 
     # -- conveniences shared by every model ----------------------------------------------------------------------
+    def _first_tensor(self) -> Tensor:
+        parameter = next(iter(self.parameters()), None)
+        return parameter if parameter is not None else next(iter(self.buffers()), torch.empty(0))
+
     @property
     def device(self) -> torch.device:
-        tensor = next(iter(self.parameters()), None)
-        if tensor is None:
-            tensor = next(iter(self.buffers()), torch.empty(0))
-        return tensor.device
+        """Where the model's parameters live (samples are drawn there)."""
+        return self._first_tensor().device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point type of the model's parameters (float32 unless the model was converted)."""
+        return self._first_tensor().dtype
 
     def check(self, x: Tensor) -> Tensor:
         """Validate ``x`` against this model's ``shape`` and ``levels`` (see :func:`check_data`)."""

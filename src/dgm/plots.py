@@ -239,7 +239,7 @@ def _histogram_figure(values: ArrayLike, levels: int, probabilities: ArrayLike |
     figure = Figure(figsize=(8, 4), dpi=DPI, layout="constrained")
     axes = figure.add_subplot()
     outcomes = np.arange(levels)
-    axes.bar(outcomes, frequencies, width=1.0, alpha=0.5, color="C0", label="data frequency")
+    axes.bar(outcomes, frequencies, width=1.0, alpha=0.5, color="C0", label="frequency")
     for table, name, label, colour in ((reference_probabilities, "reference_probabilities", "true", "black"),
                                        (probabilities, "probabilities", "learned", "C3")):
         if table is not None:

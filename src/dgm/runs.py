@@ -66,44 +66,56 @@ def discrete_table(model, levels: int, dims: int) -> torch.Tensor:
     return model.log_prob(cells).exp().reshape((levels,) * dims)
 
 
+def save_samples_picture(samples: torch.Tensor, data: Data, path: str | Path, title: str | None = None) -> Path:
+    """The picture that suits samples of ``data``: an image grid, a scatter over the test data, or the frequency
+    of each value (a histogram for 1D tables, a heat map for 2D tables)."""
+    if data.is_image:
+        return plots.save_image_grid(samples, data.levels, path, title=title)
+    if data.levels is None and data.shape == (2,):
+        return plots.scatter_2d(samples, path, reference=data.test[:len(samples)], title=title)
+    if data.levels is not None and data.shape == (1,):
+        return plots.histogram_1d(samples[:, 0], data.levels, path, title=title)
+    if data.levels is not None and data.shape == (2,):
+        cells = samples[:, 0].long() * data.levels + samples[:, 1].long()
+        frequencies = torch.bincount(cells, minlength=data.levels ** 2).double() / len(samples)
+        return plots.heatmap_2d_discrete(frequencies.view(data.levels, data.levels), path, title=title)
+    raise ValueError(f"no picture for data of shape {data.shape}; write the samples to a .npz file instead")
+
+
 @torch.no_grad()
 def write_pictures(model, data: Data, directory: Path) -> list[Path]:
-    """Samples (and, where they apply, density, latent and probability-table plots) plus the training curves."""
+    """``samples.png``; where they apply the model's density, latent space and probability table beside the
+    truth; and ``curves.png``, the training curves."""
     directory = Path(directory)
-    written = []
     name = f"{model.model_name} on {data.name}"
-    if data.is_image:
-        samples = model.sample(N_PICTURE_SAMPLES["image"])
-        written.append(plots.save_image_grid(samples, data.levels, directory / "samples.png", title=name))
-    elif data.levels is None and data.shape == (2,):
-        samples = model.sample(N_PICTURE_SAMPLES["vector"])
-        written.append(plots.scatter_2d(samples, directory / "samples.png", reference=data.test[:len(samples)],
-                                        title=f"samples of {name}"))
-        if model.likelihood is not None:
-            bounds = _bounds(data.test)
-            density_plot, _ = plots.density_2d(model.log_prob, bounds, directory / "density.png",
-                                               title=f"density of {name}")
-            written.append(density_plot)
-        if hasattr(model, "transform"):
-            latents = model.transform(data.test[:N_PICTURE_SAMPLES["vector"]])
-            labels = None if data.test_labels is None else data.test_labels[:len(latents)]
-            written.append(plots.latent_scatter(latents, directory / "latent.png", labels=labels,
-                                                title=f"latent space of {name}"))
-    elif data.levels is not None and data.shape in ((1,), (2,)) and model.likelihood == "exact":
-        table = discrete_table(model, data.levels, data.shape[0])
-        reference = getattr(data.distribution, "probabilities", None)
-        reference = None if reference is None else reference()
-        if data.shape == (1,):
-            samples = model.sample(N_PICTURE_SAMPLES["vector"])
-            written.append(plots.histogram_1d(samples[:, 0], data.levels, directory / "samples.png",
-                                              probabilities=table, reference_probabilities=reference, title=name))
-        else:
-            written.append(plots.heatmap_2d_discrete(table, directory / "samples.png", title=name,
-                                                     reference=reference))
+    n = N_PICTURE_SAMPLES["image" if data.is_image else "vector"]
+    written = [save_samples_picture(model.sample(n), data, directory / "samples.png", title=f"samples of {name}")]
+    if data.levels is None and data.shape == (2,) and model.likelihood is not None:
+        density_plot, _ = plots.density_2d(model.log_prob, _bounds(data.test), directory / "density.png",
+                                           title=f"density of {name}")
+        written.append(density_plot)
+    if data.levels is None and data.shape == (2,) and hasattr(model, "transform"):
+        latents = model.transform(data.test[:n])
+        labels = None if data.test_labels is None else data.test_labels[:len(latents)]
+        written.append(plots.latent_scatter(latents, directory / "latent.png", labels=labels,
+                                            title=f"latent space of {name}"))
+    if data.levels is not None and data.shape in ((1,), (2,)) and model.likelihood == "exact":
+        written.append(_probability_picture(model, data, directory / "probabilities.png", title=name))
     logs = metrics_files(directory)
     if logs:
         written.append(plots.training_curves(logs, directory / "curves.png"))
     return written
+
+
+def _probability_picture(model, data: Data, path: Path, title: str) -> Path:
+    """The model's probability of every value of a 1D or 2D table, beside the true table where it is known."""
+    table = discrete_table(model, data.levels, data.shape[0])
+    reference = getattr(data.distribution, "probabilities", None)
+    reference = None if reference is None else reference()
+    if data.shape == (1,):
+        return plots.histogram_1d(data.test[:, 0], data.levels, path, probabilities=table,
+                                  reference_probabilities=reference, title=title)
+    return plots.heatmap_2d_discrete(table, path, title=title, reference=reference)
 
 
 def _bounds(points: torch.Tensor, margin: float = 0.1) -> tuple[tuple[float, float], tuple[float, float]]:

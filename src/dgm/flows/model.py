@@ -41,8 +41,7 @@ class FlowModel(GenerativeModel):
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
         check_sample_count(n)
-        parameter = next(self.parameters())
-        z = torch.randn(n, *self.config["shape"], device=parameter.device, dtype=parameter.dtype)
+        z = torch.randn(n, *self.config["shape"], device=self.device, dtype=self.dtype)
         return self.bijection.inverse(z)[0]
 
     def transform(self, x: Tensor) -> Tensor:

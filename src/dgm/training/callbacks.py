@@ -8,8 +8,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from dgm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, _state_tensors, atomic_write, write_json
-from safetensors.torch import save_file
+from dgm.checkpoint import save_model
 
 
 class RandomState(Callback):
@@ -43,9 +42,7 @@ class ExportModel(Callback):
             return
         prefix = "model."
         weights = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-        model = pl_module.model
-        atomic_write(self.directory / WEIGHTS_FILE, lambda p: save_file(_state_tensors(weights), p))
-        write_json(self.directory / CONFIG_FILE, {"model": model.model_name, "config": model.config})
+        save_model(pl_module.model, self.directory, state=weights)
 
 
 class EpochCheckpoint(ModelCheckpoint):

@@ -57,8 +57,8 @@ class Histogram(GenerativeModel):
 
 
     @torch.no_grad()
-    def sample(self, n: int, progress: bool = False) -> Tensor:
-        """``n`` samples of shape ``(n, *shape)``, drawn with ``torch.multinomial`` (one pass, no progress to show)."""
+    def sample(self, n: int) -> Tensor:
+        """``n`` samples of shape ``(n, *shape)``, drawn with ``torch.multinomial`` in one pass."""
         check_sample_count(n)
         cells = torch.multinomial(F.softmax(self.logits, dim=0), n, replacement=True)
         values = torch.div(cells[:, None], self.strides, rounding_mode="floor") % self.levels
