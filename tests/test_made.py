@@ -297,7 +297,7 @@ def test_bad_arguments_are_refused(arguments, match):
 
 
 def test_sample_count_must_be_positive():
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="number of samples must be an integer of at least 1"):
         MADE((2,), hidden=[4]).sample(0)
 
 

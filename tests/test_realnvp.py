@@ -119,7 +119,7 @@ def test_constructor_rejects_unsupported_settings(arguments, message):
 
 
 def test_sample_rejects_a_negative_count():
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="number of samples must be an integer of at least 1"):
         RealNVP((2,)).sample(-1)
 
 

@@ -210,7 +210,7 @@ def test_bad_input_is_refused_with_value_error():
     moons = toy2d.distribution("moons")
     with pytest.raises(ValueError, match="shape"):
         moons.log_prob(torch.zeros(4, 3))
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="integer of at least 1"):
         moons.sample(0)
     with pytest.raises(ValueError, match="unknown 2D toy"):
         toy2d.distribution("spiral")

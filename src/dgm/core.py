@@ -44,11 +44,16 @@ def check_data(x: Tensor, shape: tuple[int, ...], levels: int | None, name: str 
     return x
 
 
+def check_integer(value, name: str, minimum: int) -> int:
+    """Return ``value`` if it is an ``int`` of at least ``minimum``, else raise ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}")
+    return value
+
+
 def check_sample_count(n) -> int:
     """Return ``n`` if it is a positive ``int`` (a number of samples), else raise ``ValueError``."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"the number of samples must be a positive int, got {n!r}")
-    return n
+    return check_integer(n, "the number of samples", 1)
 
 
 def _jsonable(value, where: str):

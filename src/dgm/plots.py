@@ -26,7 +26,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
 from torch import Tensor
 
-from dgm.core import check_data
+from dgm.core import check_data, check_integer
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]
 ArrayLike = Tensor | np.ndarray | Sequence
@@ -63,7 +63,7 @@ def image_grid(images: ArrayLike, levels: int, nrow: int | None = None, padding:
 
 def _image_pixels(images: ArrayLike, levels: int) -> np.ndarray:
     """Validated images as ``uint8`` RGB ``(N, H, W, 3)`` on the 0..255 scale."""
-    _check_levels(levels)
+    check_integer(levels, "levels", 2)
     tensor = images.detach().cpu() if isinstance(images, Tensor) else torch.as_tensor(np.asarray(images))
     if tensor.dim() != 4 or tensor.shape[0] == 0 or tensor.shape[1] not in (1, 3):
         raise ValueError(f"images must have shape (N, C, H, W) with N >= 1 and C = 1 (grey) or 3 (RGB), "
@@ -228,7 +228,7 @@ def histogram_1d(values: ArrayLike, levels: int, path: str | Path, probabilities
 
 def _histogram_figure(values: ArrayLike, levels: int, probabilities: ArrayLike | None = None,
                       reference_probabilities: ArrayLike | None = None, title: str | None = None) -> Figure:
-    _check_levels(levels)
+    check_integer(levels, "levels", 2)
     values = _as_array(values, "values")
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
@@ -380,11 +380,6 @@ def _save(figure: Figure, path: str | Path) -> Path:
 def _title(axes: Axes, title: str | None) -> None:
     if title:
         axes.set_title(title)
-
-
-def _check_levels(levels: int) -> None:
-    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
-        raise ValueError(f"levels must be an integer >= 2 (number of discrete values), got {levels!r}")
 
 
 def _as_array(values: ArrayLike, name: str) -> np.ndarray:

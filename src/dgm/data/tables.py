@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dgm.core import check_data
+from dgm.core import check_data, check_integer, check_sample_count
 from dgm.data.base import Data
 from dgm.registry import register_dataset
 
@@ -31,11 +31,6 @@ IMAGE_SIZE = 60
 IMAGE_BLOCK = 7                                      # 420 = 60 · 7 pixels per side
 IMAGE_CORNER = (0, 40)                               # top-left pixel of the square cut from china.jpg
 DARKNESS_POWER = 3.0
-
-
-def _check_integer(value: int, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}")
 
 
 class DiscreteTable:
@@ -64,7 +59,7 @@ class DiscreteTable:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` outcomes, shape ``(n, table dimensions)``, float32 holding integer indices."""
-        _check_integer(n, "the number of samples", 1)
+        check_sample_count(n)
         cells = torch.multinomial(self._probabilities.reshape(-1), n, replacement=True, generator=generator)
         return torch.stack(torch.unravel_index(cells, self.shape), dim=1).float()
 
@@ -85,9 +80,9 @@ def _split(name: str, outcomes: Tensor, levels: int, table: DiscreteTable) -> Da
 # -- seminar 1: a binned mixture of two Gaussians ---------------------------------------------------------------------
 def generate_1d_data(count: int = 5000, bins: int = 100, seed: int = 42) -> Tensor:
     """Seminar 1's ``generate_1d_data`` draw for draw (``np.random.seed(seed)``), shape ``(count, 1)``."""
-    _check_integer(count, "count", 1)
-    _check_integer(bins, "bins", 2)
-    _check_integer(seed, "seed", 0)
+    check_integer(count, "count", 1)
+    check_integer(bins, "bins", 2)
+    check_integer(seed, "seed", 0)
     generator = np.random.RandomState(seed)
     first, second = (mean + std * generator.randn(count) for _, mean, std in MIXTURE_1D)
     from_first = generator.rand(count) < MIXTURE_1D[0][0]
@@ -98,7 +93,7 @@ def generate_1d_data(count: int = 5000, bins: int = 100, seed: int = 42) -> Tens
 def histogram_1d(bins: int = 100) -> DiscreteTable:
     """The exact law of :func:`generate_1d_data`'s values: ``P(k) = F(e_{k+1}) − F(e_k)``, ``F`` the mixture's CDF,
     ``e_k = k/(bins − 1)`` for ``k = 1..bins−1``, ``e_0 = −∞`` and ``e_bins = +∞``."""
-    _check_integer(bins, "bins", 2)
+    check_integer(bins, "bins", 2)
     edges = torch.arange(1, bins, dtype=torch.float64) / (bins - 1)
     cdf = sum(weight * torch.special.ndtr((edges - mean) / std) for weight, mean, std in MIXTURE_1D)
     return DiscreteTable(torch.cat([cdf[:1], cdf.diff(), 1 - cdf[-1:]]))
@@ -127,7 +122,7 @@ def image_density() -> DiscreteTable:
 
 @register_dataset("image-density-60", "Seminar 2's 2D discrete density: (row, col) pairs from a 60x60 picture, 80/20")
 def _image_density_data(count: int = 20000, seed: int = 0) -> Data:
-    _check_integer(seed, "seed", 0)
+    check_integer(seed, "seed", 0)
     table = image_density()
     outcomes = table.sample(count, torch.Generator().manual_seed(seed))
     return _split("image-density-60", outcomes, IMAGE_SIZE, table)

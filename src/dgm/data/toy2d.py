@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dgm.core import check_data
+from dgm.core import check_data, check_sample_count
 from dgm.data.base import Data
 from dgm.registry import register_dataset
 
@@ -43,11 +43,6 @@ Bounds = tuple[tuple[float, float], tuple[float, float]]
 TAIL = 6.0                # plotting boxes reach this many noise standard deviations beyond the support
 BLOCK_ELEMENTS = 2 ** 22  # largest (points × nodes) intermediate of a vectorised density evaluation
 FLOAT = torch.float64     # densities and samples are computed in double precision
-
-
-def _check_count(n: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"the number of samples must be a positive integer, got {n!r}")
 
 
 def _in_blocks(function: Callable[[Tensor], Tensor], x: Tensor, width: int) -> Tensor:
@@ -98,7 +93,7 @@ class Toy2D(ABC):
 
         The labels are an int64 tensor of shape ``(n,)``, or ``None`` for a distribution without components.
         """
-        _check_count(n)
+        check_sample_count(n)
         x, labels = self._sample(n, generator)
         return x.float(), labels
 

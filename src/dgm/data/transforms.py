@@ -21,12 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dgm.core import check_data
-
-
-def _check_levels(levels: int, name: str = "levels") -> None:
-    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
-        raise ValueError(f"{name} must be an integer >= 2, got {levels!r}")
+from dgm.core import check_data, check_integer
 
 
 def _describe(x) -> str:
@@ -68,14 +63,14 @@ def threshold_binarize(x: Tensor, threshold: float = 128) -> Tensor:
 
 def dynamic_binarize(x: Tensor, levels: int = 256, generator: torch.Generator | None = None) -> Tensor:
     """Independent Bernoulli draws in ``{0, 1}`` with success probabilities ``x / (levels-1)``."""
-    _check_levels(levels)
+    check_integer(levels, "levels", 2)
     _check_discrete(x, levels)
     return torch.bernoulli(_as_float(x) / (levels - 1), generator=generator)
 
 
 def quantized_levels(bits: int, levels_in: int = 256) -> int:
     """``2^bits``, the number of levels :func:`quantize` gives, if ``bits >= 1`` and ``2^bits <= levels_in``."""
-    _check_levels(levels_in, "levels_in")
+    check_integer(levels_in, "levels_in", 2)
     if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= levels_in.bit_length() - 1:
         raise ValueError(f"bits must be an integer >= 1 with 2**bits <= levels_in = {levels_in}, got {bits!r}")
     return 2 ** bits
@@ -93,7 +88,7 @@ def uniform_dequantize(x: Tensor, levels: int, generator: torch.Generator | None
 
     See the module docstring for the bound ``log P(x) ≥ E_u[log p((x+u)/levels)] − D log levels``.
     """
-    _check_levels(levels)
+    check_integer(levels, "levels", 2)
     _check_discrete(x, levels)
     return _uniform_in_cells(_as_float(x), levels, generator)
 
@@ -103,7 +98,7 @@ def dequantize_course(x: Tensor, nbins: int = 256, generator: torch.Generator | 
 
     For ``x = k / (nbins-1)`` (images scaled by ``1/(nbins-1)``) this is ``uniform_dequantize(k, nbins)``.
     """
-    _check_levels(nbins, "nbins")
+    check_integer(nbins, "nbins", 2)
     if not isinstance(x, Tensor) or not x.is_floating_point():
         raise ValueError(f"x must be a floating-point tensor with values in [0, 1], got {_describe(x)}")
     if x.numel() and not (torch.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
@@ -123,7 +118,7 @@ class DynamicBinarization:
     """
 
     def __init__(self, grey: Tensor, levels: int = 256, seed: int = 0):
-        _check_levels(levels)
+        check_integer(levels, "levels", 2)
         _check_discrete(grey, levels)
         self.grey, self.levels = grey, levels
         generator = torch.Generator().manual_seed(seed)
