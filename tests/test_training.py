@@ -128,3 +128,6 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero(tmp_path, gaussian_dat
     assert state["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="lr_schedule"):
         _fit(gaussian_data, tmp_path / "bad", max_epochs=1, lr_schedule="linear")
+    with pytest.raises(ValueError, match="needs max_steps or max_epochs"):
+        _fit(gaussian_data, tmp_path / "open-ended", max_time=5, lr_schedule="cosine")
+    assert not (tmp_path / "open-ended").exists()

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from dgm.checkpoint import read_json
+from dgm.metrics.likelihood import RELATIONS
+
 COLUMNS = ("run", "model", "data", "likelihood", "NLL (nats)", "bits/dim", "entropy (nats)", "gap (nats)", "time")
 FIRST_PICTURES = ("samples.png", "curves.png")
-RELATIONS = {"exact": "=", "lower_bound": "≤"}  # how the reported NLL relates to the true NLL
 MISSING = "—"
 
 
@@ -73,10 +75,7 @@ def find_runs(root: str | Path) -> list[Path]:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        content = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    content = read_json(path)
     if not isinstance(content, dict):
         raise ValueError(f"{path} must hold a JSON object, got {type(content).__name__}")
     return content

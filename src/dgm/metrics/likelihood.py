@@ -35,7 +35,11 @@ def nll_summary(log_p: Tensor, dim: int, likelihood: str) -> dict:
             "likelihood": likelihood, "n_test": len(nll)}
 
 
+RELATIONS = {"exact": "=", "lower_bound": "≤"}  # how a reported NLL relates to the true NLL
+
+
 def nll_label(metrics: dict) -> str:
-    """``NLL = 1.02`` for exact likelihoods, ``NLL <= 85.3`` for bounds (the ELBO bounds the NLL from above)."""
-    relation = "=" if metrics["likelihood"] == "exact" else "<="
+    """``NLL = 1.02`` for exact likelihoods, ``NLL ≤ 85.3`` for bounds (a lower bound on log p bounds the NLL from
+    above)."""
+    relation = RELATIONS[metrics["likelihood"]]
     return f"NLL {relation} {metrics['nll_nats']:.4g} nats ({metrics['bits_per_dim']:.4g} bits/dim)"

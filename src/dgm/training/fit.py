@@ -18,7 +18,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from dgm.checkpoint import SafetensorsCheckpointIO, read_json, write_json
 from dgm.core import GenerativeModel
 from dgm.data.base import Data, load
-from dgm.runs import RUN_FILE, metrics_files, write_pictures
+from dgm.runs import METRICS_FILE, RUN_FILE, metrics_files, write_pictures
 from dgm.training.callbacks import EpochCheckpoint, ExportModel, RandomState
 from dgm.training.data import DataModule
 from dgm.training.module import TrainingModule
@@ -88,6 +88,8 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
                          f"{data.levels}; build the model with dgm.create(name, data=data)")
     _check_options(max_epochs=max_epochs, max_steps=max_steps, max_time=max_time, batch_size=batch_size, lr=lr,
                    grad_clip=grad_clip, ema_decay=ema_decay, eval_batches=eval_batches)
+    if lr_schedule == "cosine" and max_steps is None and max_epochs is None:
+        raise ValueError("lr_schedule='cosine' needs max_steps or max_epochs (max_time alone is open-ended)")
     directory = Path(out) if out is not None else _default_directory(model, data)
     checkpoint = _checkpoint_to_resume(directory, resume)
     options = {"max_epochs": max_epochs, "max_steps": max_steps, "max_time": max_time, "batch_size": batch_size,
@@ -107,6 +109,7 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
                        **_stop_condition(max_epochs, max_steps, max_time))
 
     if trainer.is_global_zero:
+        (directory / METRICS_FILE).unlink(missing_ok=True)  # the evaluation of the model before this training
         previous = read_json(directory / RUN_FILE) if checkpoint else {}
         write_json(directory / RUN_FILE, {"model": model.model_name, "data": data.name, "data_options": data.options,
                                           "train": options, "seconds": previous.get("seconds", 0.0)})

@@ -117,10 +117,7 @@ class TrainingModule(L.LightningModule):
         if self.model.adversarial and self.trainer.max_steps != -1:
             cycle = self.model.critic_steps
             return self.trainer.max_steps * cycle // (cycle + 1)
-        batches = self.trainer.estimated_stepping_batches
-        if not math.isfinite(batches):
-            raise ValueError("lr_schedule='cosine' needs max_steps or max_epochs (max_time alone is open-ended)")
-        return int(batches)
+        return int(self.trainer.estimated_stepping_batches)  # finite: fit() demands max_steps or max_epochs
 
 
 class _Cosine:
