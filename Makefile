@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	rm -rf demo
-	$(BIN)/dgm train realnvp-moons --out demo/realnvp-moons --no-progress
-	$(BIN)/dgm train made-mnist-binary --out demo/made-mnist-binary --max-time 30 --no-progress
+	$(BIN)/dgm train realnvp-moons --out demo/realnvp-moons --max-steps 2000 --no-progress
+	$(BIN)/dgm train made-mnist-binary --out demo/made-mnist-binary --max-time 25 --no-progress
 	$(BIN)/dgm report demo/realnvp-moons demo/made-mnist-binary -o demo/report.html
 
 test: $(STAMP)
