@@ -16,7 +16,7 @@ class TrainingDiverged(RuntimeError):
 class TrainingModule(L.LightningModule):
     """Optimises ``model.loss`` (or alternates critic and generator losses for adversarial models) with Adam.
 
-    ``lr_schedule`` is ``"constant"`` or ``"cosine"`` (decay to zero over the run's optimizer steps).
+    ``lr_schedule`` is ``"constant"`` or ``"cosine"`` (a half cosine down to zero over the batches of the run).
     The data come from :class:`~dgm.training.data.DataModule`; ``train_transform`` is applied to each training batch.
     """
 
