@@ -23,6 +23,8 @@ def test_losses_match_the_papers_objectives():
     minimax = dgm.create("gan", shape=(2,), hidden=[8], generator_loss="minimax")
     minimax.load_state_dict(gan.state_dict())
     assert minimax.generator_loss(x)["loss"].item() == pytest.approx(-math.log(2))
+    both = gan.loss(x)  # the protocol's loss: the generator's objective, with the critic's beside it
+    assert both["loss"].item() == pytest.approx(math.log(2)) and both["critic_loss"].item() == pytest.approx(2 * math.log(2))
     assert gan.likelihood is None
     with pytest.raises(NotImplementedError, match="no likelihood"):
         gan.log_prob(x)

@@ -327,3 +327,8 @@ def test_short_training_learns_the_dependence_between_dimensions():
     with torch.no_grad():
         test_nll = model.loss(test)["loss"].item()
     assert test_nll < entropy + 0.1
+
+
+def test_a_very_large_made_warns_and_says_how_to_shrink_it():
+    with pytest.warns(UserWarning, match="bits=4"):
+        MADE((1, 28, 28), 256, hidden=[128])  # 784 x 256 categorical outputs: about 26M parameters

@@ -14,6 +14,7 @@ network pass per dimension, in the ordering, each pass vectorised over the sampl
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -29,6 +30,7 @@ from dgm.registry import register_model
 InputEncoding = Literal["one_hot", "scaled"]
 
 LOG_SCALE_MIN, LOG_SCALE_MAX = -10.0, 10.0
+LARGE_MODEL_PARAMETERS = 20_000_000
 ONE_HOT_MAX_LEVELS = 64
 
 
@@ -59,6 +61,11 @@ class MADE(GenerativeModel):
         in_per_dim = levels if self.input_encoding == "one_hot" else 1
         out_per_dim = levels if levels is not None else 2
         self.net = MADENetwork(self.dim, list(hidden), out_per_dim, in_per_dim, order=order, seed=seed)
+        size = sum(p.numel() for p in self.net.parameters())
+        if size > LARGE_MODEL_PARAMETERS:
+            warnings.warn(f"this MADE has {size / 1e6:.0f}M parameters ({self.dim} dimensions x {out_per_dim} "
+                          "outputs each); fewer levels (e.g. the data option bits=4) or narrower hidden layers "
+                          "make it much smaller and faster", stacklevel=2)
 
     @staticmethod
     def _resolve_encoding(levels: int | None, input_encoding: InputEncoding | None) -> InputEncoding | None:
