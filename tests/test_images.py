@@ -85,7 +85,7 @@ def test_mnist_binary_dynamic_draws_a_fixed_test_set_and_fresh_training_batches(
     assert dynamic.test.mean().item() == pytest.approx(33.791 / 255, abs=2e-3)
     index = torch.tensor([11, 59999, 0, 4242])
     torch.manual_seed(0)
-    redraws = dynamic.train_transform(dynamic.train[index.repeat(400)]).reshape(400, len(index), 1, 28, 28)
+    redraws = dynamic.train_batch(index.repeat(400)).reshape(400, len(index), 1, 28, 28)
     assert set(redraws.unique().tolist()) == {0.0, 1.0}
     # The average of the redraws approaches the grey images behind the batch (error ≈ 0.02 here; 0.2 for others).
     assert (redraws.mean(0) - mnist.train[index] / 255).abs().mean() < 0.03

@@ -1,5 +1,6 @@
 """The one trainer: learning, exact resume, EMA, NaN guard, clipping, alternation for GANs, run folder."""
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -62,6 +63,22 @@ def test_resume_from_a_mid_epoch_stop_is_exact_too(tmp_path, gaussian_data):
     for name in ("mean", "log_std"):
         assert torch.equal(getattr(resumed.model, name), getattr(straight.model, name))
     assert load_state(tmp_path / "interrupted" / "checkpoints" / "last.safetensors")["batches_trained"] == 30
+
+
+def test_a_data_set_that_builds_its_own_batches_trains_and_resumes_exactly(tmp_path, gaussian_data):
+    """``train_batch`` gets example indices and may draw noise (as dynamic binarization does)."""
+    seen = []
+
+    def jittered(indices):
+        seen.append(indices)
+        return gaussian_data.train[indices] + 0.5 * torch.randn(len(indices), 2)
+
+    data = replace(gaussian_data, train_batch=jittered)
+    straight = _fit(data, tmp_path / "straight", max_steps=20)
+    assert all(i.dtype == torch.int64 and len(i) == 64 for i in seen) and len(seen) == 20
+    _fit(data, tmp_path / "split", max_steps=11)
+    resumed = _fit(data, tmp_path / "split", max_steps=20, resume=True)
+    assert torch.equal(resumed.model.log_std, straight.model.log_std)
 
 
 def test_resume_refuses_to_overwrite_or_invent_a_run(tmp_path, gaussian_data):

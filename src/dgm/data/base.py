@@ -15,9 +15,9 @@ from dgm.registry import DATASET_DESCRIPTIONS, DATASETS
 class Data:
     """A train/test split that follows the data convention of :mod:`dgm.core`.
 
-    ``levels`` is the number of discrete values (``None`` for continuous data). ``train_transform`` is applied to
-    every training batch (for example dynamic binarization); it uses torch's global generator, whose state the
-    trainer checkpoints. ``distribution``, where known, is the exact generator of the data, with ``sample(n)`` and,
+    ``levels`` is the number of discrete values (``None`` for continuous data). ``train_batch``, where given, builds
+    the training batch of a tensor of example indices instead of ``train[indices]`` (dynamic binarization draws the
+    examples afresh each time); it may use torch's global generator, whose state the trainer checkpoints. ``distribution``, where known, is the exact generator of the data, with ``sample(n)`` and,
     where exact, ``log_prob(x)`` and ``entropy()``. ``options`` rebuild the data with ``load(name, **options)``.
     """
 
@@ -27,7 +27,7 @@ class Data:
     levels: int | None = None
     train_labels: Tensor | None = None
     test_labels: Tensor | None = None
-    train_transform: Callable[[Tensor], Tensor] | None = None
+    train_batch: Callable[[Tensor], Tensor] | None = None
     distribution: Any = None
     options: dict = field(default_factory=dict)
 

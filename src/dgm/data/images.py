@@ -192,12 +192,12 @@ def mnist_binary() -> Data:
 @register_dataset("mnist-binary-dynamic",
                   "MNIST binarized by Bernoulli draws, redrawn every training batch; one fixed test draw (option seed)")
 def mnist_binary_dynamic(seed: int = 0) -> Data:
-    """Train: one seeded draw, redrawn per batch by ``train_transform``. Test: one draw seeded with ``seed + 1``."""
+    """Train: one seeded draw, redrawn per batch by ``train_batch``. Test: one draw seeded with ``seed + 1``."""
     train, train_labels, test, test_labels = _mnist_arrays()
     redraw = DynamicBinarization(torch.from_numpy(train), levels=256, seed=seed)
     fixed_test = dynamic_binarize(torch.from_numpy(test), 256, torch.Generator().manual_seed(seed + 1))
     return Data("mnist-binary-dynamic", redraw.fixed_draw, fixed_test, levels=2, train_labels=_labels(train_labels),
-                test_labels=_labels(test_labels), train_transform=redraw)
+                test_labels=_labels(test_labels), train_batch=redraw)
 
 
 # -- Fashion-MNIST ----------------------------------------------------------------------------------------------------

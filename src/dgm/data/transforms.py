@@ -107,42 +107,21 @@ def dequantize_course(x: Tensor, nbins: int = 256, generator: torch.Generator | 
 
 
 class DynamicBinarization:
-    """A ``train_transform`` that binarizes every training batch afresh from the grey images behind it.
+    """The ``train_batch`` of a dynamically binarized data set (Salakhutdinov & Murray, 2008): every training batch
+    is a fresh Bernoulli draw of the grey images it names.
 
-    The data convention keeps one tensor of ``{0, 1}`` values per split, so the training tensor of a dynamically
-    binarized data set is one fixed draw of the grey images, :attr:`fixed_draw`. Called on a batch of rows of that
-    tensor, the transform finds which images they are, by an exact match of their bits (looked up through a random
-    linear hash of each row, sorted once), and returns a new Bernoulli draw of the same grey images, with torch's
-    global generator (the one the trainer checkpoints). A batch that is not made of rows of :attr:`fixed_draw`
-    raises ``ValueError``. The draws are made on the CPU and returned on the batch's device.
+    The data convention keeps one tensor of ``{0, 1}`` values per split, so the training tensor of such a data set is
+    one fixed seeded draw, :attr:`fixed_draw`. Called with the indices of a batch, the transform draws those images
+    again with torch's global generator (the one the trainer checkpoints, so resumed runs draw the same noise).
     """
 
     def __init__(self, grey: Tensor, levels: int = 256, seed: int = 0):
         check_integer(levels, "levels", 2)
         _check_discrete(grey, levels)
         self.grey, self.levels = grey, levels
-        generator = torch.Generator().manual_seed(seed)
-        self.fixed_draw = dynamic_binarize(grey, levels, generator)
-        # A row's key sums at most `pixels` weights below 2^53 / 2^bit_length(pixels): exact in float64.
-        pixels = self.fixed_draw[0].numel()
-        weight_bound = 2 ** (53 - pixels.bit_length())
-        self._weights = torch.randint(0, weight_bound, (pixels,), generator=generator, dtype=torch.float64)
-        keys = torch.cat([self._keys(chunk) for chunk in self.fixed_draw.split(8192)])
-        self._sorted_keys, self._order = keys.sort()
-        if (self._sorted_keys[1:] == self._sorted_keys[:-1]).any():
-            raise ValueError("two grey images have the same fixed draw (or key), so a batch cannot name its images; "
-                             f"try another seed than {seed}")
+        self.fixed_draw = dynamic_binarize(grey, levels, torch.Generator().manual_seed(seed))
 
-    def _keys(self, rows: Tensor) -> Tensor:
-        return (rows.flatten(1).double() @ self._weights).long()
-
-    def __call__(self, batch: Tensor) -> Tensor:
-        rows = batch.detach().cpu()
-        if rows.shape[1:] != self.fixed_draw.shape[1:]:
-            raise ValueError(f"batch must have shape (B, {', '.join(map(str, self.fixed_draw.shape[1:]))}), "
-                             f"got {tuple(batch.shape)}")
-        position = torch.searchsorted(self._sorted_keys, self._keys(rows)).clamp(max=len(self._order) - 1)
-        index = self._order[position]
-        if not torch.equal(self.fixed_draw[index], rows.to(self.fixed_draw.dtype)):
-            raise ValueError("batch must be made of rows of this transform's fixed_draw (the training tensor)")
-        return dynamic_binarize(self.grey[index], self.levels).to(device=batch.device, dtype=batch.dtype)
+    def __call__(self, indices: Tensor) -> Tensor:
+        if indices.dtype != torch.int64 or indices.dim() != 1:
+            raise ValueError(f"indices must be a 1-D int64 tensor of example numbers, got {_describe(indices)}")
+        return dynamic_binarize(self.grey[indices], self.levels)

@@ -30,7 +30,7 @@ def _batch_as_is(batch: Tensor) -> Tensor:
 
 
 class ShuffledBatches:
-    """Training batches as a function of how many batches were already trained on.
+    """The example indices of the training batches, as a function of how many batches were already trained on.
 
     Pass ``p`` over the data uses a permutation drawn from a generator seeded by ``seed + p``, cut into
     ``len(self)`` batches per process (process ``rank`` of ``world_size`` takes every ``world_size``-th batch-sized
@@ -39,14 +39,14 @@ class ShuffledBatches:
     sees exactly the batches an uninterrupted run would have seen, in the same order.
     """
 
-    def __init__(self, examples: Tensor, batch_size: int, seed: int, rank: int, world_size: int,
+    def __init__(self, n_examples: int, batch_size: int, seed: int, rank: int, world_size: int,
                  trained: Callable[[], int]):
-        self.examples, self.batch_size, self.seed = examples, batch_size, seed
+        self.n_examples, self.batch_size, self.seed = n_examples, batch_size, seed
         self.rank, self.world_size, self.trained = rank, world_size, trained
-        self.batches_per_pass = len(examples) // (batch_size * world_size)
+        self.batches_per_pass = n_examples // (batch_size * world_size)
         if self.batches_per_pass == 0:
             raise ValueError(f"batch size {batch_size} is larger than the training set "
-                             f"({len(examples)} examples for {world_size} process(es))")
+                             f"({n_examples} examples for {world_size} process(es))")
 
     def __len__(self) -> int:
         return self.batches_per_pass
@@ -54,16 +54,15 @@ class ShuffledBatches:
     def __iter__(self) -> Iterator[Tensor]:
         done_passes, first_batch = divmod(self.trained(), self.batches_per_pass)
         generator = torch.Generator().manual_seed(self.seed + done_passes)
-        order = torch.randperm(len(self.examples), generator=generator)
+        order = torch.randperm(self.n_examples, generator=generator)
         used = self.batches_per_pass * self.world_size * self.batch_size
-        batches = order[:used].view(self.batches_per_pass, self.world_size, self.batch_size)[:, self.rank]
-        for indices in batches[first_batch:]:
-            yield self.examples[indices]
+        yield from order[:used].view(self.batches_per_pass, self.world_size, self.batch_size)[first_batch:, self.rank]
 
 
 class DataModule(L.LightningDataModule):
-    """Train and test tensors served in batches: training batches by :class:`ShuffledBatches` (reproducible
-    across resumes and shared between DDP processes), test batches in order, split between processes."""
+    """Training batches as example indices from :class:`ShuffledBatches` (reproducible across resumes and shared
+    between DDP processes; the training step builds the batch, see ``TrainingModule``), test batches as tensors in
+    order, split between processes."""
 
     def __init__(self, train: Tensor, test: Tensor, batch_size: int, seed: int, eval_batches: int | None = None):
         super().__init__()
@@ -72,7 +71,7 @@ class DataModule(L.LightningDataModule):
         self.test_subset = test if eval_batches is None else test[: eval_batches * batch_size]
 
     def train_dataloader(self) -> ShuffledBatches:
-        return ShuffledBatches(self.train, self.batch_size, self.seed, self.trainer.global_rank,
+        return ShuffledBatches(len(self.train), self.batch_size, self.seed, self.trainer.global_rank,
                                self.trainer.world_size, trained=lambda: self.trainer.lightning_module.batches_trained)
 
     def val_dataloader(self) -> DataLoader:

@@ -98,8 +98,9 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
                "eval_batches": eval_batches}
 
     seed_everything(seed)
-    module = TrainingModule(model, lr=lr, lr_schedule=lr_schedule, grad_clip=grad_clip,
-                            train_transform=data.train_transform)
+    build = data.train_batch or data.train.__getitem__
+    module = TrainingModule(model, lambda indices: build(indices), lr=lr, lr_schedule=lr_schedule,
+                            grad_clip=grad_clip)
     datamodule = DataModule(data.train, data.test, batch_size=batch_size, seed=seed, eval_batches=eval_batches)
     ema = [] if ema_decay is None else [EMAWeightAveraging(decay=ema_decay)]
     callbacks = [RandomState(), *ema, ExportModel(directory), EpochCheckpoint(directory / "checkpoints"),

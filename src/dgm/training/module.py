@@ -17,17 +17,20 @@ class TrainingModule(L.LightningModule):
     """Optimises ``model.loss`` (or alternates critic and generator losses for adversarial models) with Adam.
 
     ``lr_schedule`` is ``"constant"`` or ``"cosine"`` (a half cosine down to zero over the batches of the run).
-    The data come from :class:`~dgm.training.data.DataModule`; ``train_transform`` is applied to each training batch.
+    Training batches arrive as example indices (:class:`~dgm.training.data.ShuffledBatches`) and ``train_batch``
+    turns them into data inside the step, so that any randomness it draws follows the checkpointed generator.
+    It must be a plain function (``fit`` passes a lambda): the EMA callback deep-copies this module, and
+    ``copy.deepcopy`` shares functions but would copy a callable object, and with it a whole training set.
     """
 
-    def __init__(self, model, lr: float, lr_schedule: str = "constant", grad_clip: float | None = None,
-                 train_transform: Callable[[Tensor], Tensor] | None = None):
+    def __init__(self, model, train_batch: Callable[[Tensor], Tensor], lr: float, lr_schedule: str = "constant",
+                 grad_clip: float | None = None):
         super().__init__()
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         self.model = model
         self.lr, self.lr_schedule, self.grad_clip = lr, lr_schedule, grad_clip
-        self.train_transform = train_transform
+        self.train_batch = train_batch
         self.automatic_optimization = not model.adversarial
         self.batches_trained = 0  # drives the order of training batches (dgm.training.data.ShuffledBatches)
 
@@ -41,9 +44,8 @@ class TrainingModule(L.LightningModule):
         self.batches_trained += 1
 
     # -- steps --------------------------------------------------------------------------------------------------
-    def training_step(self, x: Tensor, batch_idx: int):
-        if self.train_transform is not None:
-            x = self.train_transform(x)
+    def training_step(self, indices: Tensor, batch_idx: int):
+        x = self.train_batch(indices).to(self.device)
         if self.model.adversarial:
             return self._adversarial_step(x)
         losses = self.model.loss(x)
