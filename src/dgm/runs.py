@@ -91,7 +91,7 @@ def write_pictures(model, data: Data, directory: Path) -> list[Path]:
     n = N_PICTURE_SAMPLES["image" if data.is_image else "vector"]
     written = [save_samples_picture(model.sample(n), data, directory / "samples.png", title=f"samples of {name}")]
     if data.levels is None and data.shape == (2,) and model.likelihood is not None:
-        density_plot, _ = plots.density_2d(model.log_prob, _bounds(data.test), directory / "density.png",
+        density_plot, _ = plots.density_2d(model.log_prob, _bounds(data), directory / "density.png",
                                            title=f"density of {name}")
         written.append(density_plot)
     if data.levels is None and data.shape == (2,) and hasattr(model, "transform"):
@@ -118,11 +118,14 @@ def _probability_picture(model, data: Data, path: Path, title: str) -> Path:
     return plots.heatmap_2d_discrete(table, path, title=title, reference=reference)
 
 
-def _bounds(points: torch.Tensor, margin: float = 0.1) -> tuple[tuple[float, float], tuple[float, float]]:
-    """``((x_low, x_high), (y_low, y_high))`` around the central 99.8% of the points, widened by ``margin``."""
-    low = torch.quantile(points, 0.001, dim=0)
-    high = torch.quantile(points, 0.999, dim=0)
+def _bounds(data: Data, margin: float = 0.1) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``((x_low, x_high), (y_low, y_high))``: the box that holds the data generator's mass where it is known
+    (so the density plot's grid integral tells how much of the model's mass lies there), else a box around the
+    central 99.8% of the test points, widened by ``margin``."""
+    known = getattr(data.distribution, "bounds", None)
+    if known is not None:
+        return known
+    low = torch.quantile(data.test, 0.001, dim=0)
+    high = torch.quantile(data.test, 0.999, dim=0)
     pad = (high - low) * margin
     return tuple(zip((low - pad).tolist(), (high + pad).tolist()))
-
-
