@@ -9,6 +9,7 @@ from dgm import plots
 from dgm.checkpoint import load_model, read_json, write_json
 from dgm.data.base import Data, load
 from dgm.metrics.likelihood import log_likelihoods, nll_summary
+
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 N_PICTURE_SAMPLES = {"image": 64, "vector": 4000}

@@ -64,14 +64,14 @@ class DataModule(L.LightningDataModule):
     between DDP processes; the training step builds the batch, see ``TrainingModule``), test batches as tensors in
     order, split between processes."""
 
-    def __init__(self, train: Tensor, test: Tensor, batch_size: int, seed: int, eval_batches: int | None = None):
+    def __init__(self, n_train: int, test: Tensor, batch_size: int, seed: int, eval_batches: int | None = None):
         super().__init__()
-        self.train, self.test = train, test
+        self.n_train = n_train
         self.batch_size, self.seed = batch_size, seed
         self.test_subset = test if eval_batches is None else test[: eval_batches * batch_size]
 
     def train_dataloader(self) -> ShuffledBatches:
-        return ShuffledBatches(len(self.train), self.batch_size, self.seed, self.trainer.global_rank,
+        return ShuffledBatches(self.n_train, self.batch_size, self.seed, self.trainer.global_rank,
                                self.trainer.world_size, trained=lambda: self.trainer.lightning_module.batches_trained)
 
     def val_dataloader(self) -> DataLoader:

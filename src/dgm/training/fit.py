@@ -101,7 +101,7 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
     build = data.train_batch or data.train.__getitem__
     module = TrainingModule(model, lambda indices: build(indices), lr=lr, lr_schedule=lr_schedule,
                             grad_clip=grad_clip)
-    datamodule = DataModule(data.train, data.test, batch_size=batch_size, seed=seed, eval_batches=eval_batches)
+    datamodule = DataModule(len(data.train), data.test, batch_size=batch_size, seed=seed, eval_batches=eval_batches)
     ema = [] if ema_decay is None else [EMAWeightAveraging(decay=ema_decay)]
     callbacks = [RandomState(), *ema, ExportModel(directory), EpochCheckpoint(directory / "checkpoints"),
                  *callbacks]
