@@ -4,7 +4,7 @@ import torch
 from torch.autograd.functional import jacobian
 from torch.nn.utils import vector_to_parameters
 
-from dgm.flows import AffineCoupling, Bijection, Compose
+from dgm.flows import Affine, Bijection, Compose, Coupling, mlp_coupling
 
 
 def randomized(bijection: Bijection, seed: int = 0, std: float = 0.5) -> Bijection:
@@ -15,8 +15,12 @@ def randomized(bijection: Bijection, seed: int = 0, std: float = 0.5) -> Bijecti
     return bijection.double()
 
 
-def coupling(mask: list[int], seed: int = 0, max_log_scale: float = 2.0) -> AffineCoupling:
-    return randomized(AffineCoupling(torch.tensor(mask), hidden=[8, 8], max_log_scale=max_log_scale), seed)
+def affine_coupling(mask, hidden=(8, 8), max_log_scale: float = 2.0) -> Coupling:
+    return mlp_coupling(torch.as_tensor(mask), hidden, Affine(max_log_scale))
+
+
+def coupling(mask: list[int], seed: int = 0, max_log_scale: float = 2.0) -> Coupling:
+    return randomized(affine_coupling(mask, max_log_scale=max_log_scale), seed)
 
 
 BIJECTIONS = {
@@ -28,7 +32,7 @@ BIJECTIONS = {
 
 
 def inputs(bijection: Bijection, batch: int, seed: int = 10) -> torch.Tensor:
-    dim = next(m.mask for m in bijection.modules() if isinstance(m, AffineCoupling)).numel()
+    dim = next(m.mask for m in bijection.modules() if isinstance(m, Coupling)).numel()
     return 2 * torch.randn(batch, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
@@ -75,7 +79,7 @@ def test_coupling_keeps_masked_coordinates_and_is_affine_in_the_others():
 
 
 def test_coupling_starts_as_the_identity():
-    layer = AffineCoupling(torch.tensor([0, 1]), hidden=[8]).double()
+    layer = affine_coupling([0, 1], hidden=[8]).double()
     x = inputs(layer, 5)
     y, log_abs_det = layer(x)
     torch.testing.assert_close(y, x, atol=0, rtol=0)
@@ -83,7 +87,7 @@ def test_coupling_starts_as_the_identity():
 
 
 def test_soft_clamp_bounds_each_log_scale():
-    layer = randomized(AffineCoupling(torch.tensor([1, 0, 0]), hidden=[8], max_log_scale=0.7), std=30.0)
+    layer = randomized(affine_coupling([1, 0, 0], hidden=[8], max_log_scale=0.7), std=30.0)
     x = inputs(layer, 256)
     _, log_abs_det = layer(x)
     assert log_abs_det.abs().max() <= 2 * 0.7  # two transformed coordinates, each |s| ≤ 0.7
@@ -105,12 +109,18 @@ def test_compose_applies_layers_in_order_and_sums_log_dets():
         torch.testing.assert_close(point, expected, atol=0, rtol=0)
 
 
-@pytest.mark.parametrize("mask", [torch.tensor([0, 2]), torch.tensor([[1, 0]]), torch.tensor([0.5, 1.0])])
-def test_coupling_rejects_a_mask_that_is_not_a_binary_vector(mask):
-    with pytest.raises(ValueError, match="mask must be a 1-D tensor of 0s and 1s"):
-        AffineCoupling(mask, hidden=[4])
+@pytest.mark.parametrize("mask", [torch.tensor([0, 2]), torch.tensor([0.5, 1.0])])
+def test_coupling_rejects_a_mask_that_is_not_binary(mask):
+    with pytest.raises(ValueError, match="mask must be a tensor of 0s and 1s"):
+        affine_coupling(mask, hidden=[4])
+
+
+@pytest.mark.parametrize("mask", [[1, 1], [0, 0, 0]])
+def test_coupling_rejects_a_mask_that_keeps_all_or_nothing(mask):
+    with pytest.raises(ValueError, match="keep some elements and transform others"):
+        affine_coupling(mask, hidden=[4])
 
 
 def test_coupling_rejects_a_non_positive_scale_bound():
     with pytest.raises(ValueError, match="max_log_scale must be positive"):
-        AffineCoupling(torch.tensor([1, 0]), hidden=[4], max_log_scale=0.0)
+        affine_coupling([1, 0], hidden=[4], max_log_scale=0.0)

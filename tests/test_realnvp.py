@@ -109,9 +109,9 @@ def test_log_prob_rejects_bad_input(x, message):
 
 
 @pytest.mark.parametrize("arguments, message", [
-    ({"shape": (1, 28, 28)}, "multi-scale image RealNVP is not yet implemented"),
-    ({"shape": (1,)}, "at least 2 dimensions"),
-    ({"shape": (2,), "n_layers": 0}, "n_layers must be at least 1"),
+    ({"shape": (1, 28, 28)}, r"takes vectors of shape \(D,\) with D >= 2"),
+    ({"shape": (1,)}, r"takes vectors of shape \(D,\) with D >= 2"),
+    ({"shape": (2,), "n_layers": 0}, "n_layers must be an integer of at least 1"),
 ])
 def test_constructor_rejects_unsupported_settings(arguments, message):
     with pytest.raises(ValueError, match=message):

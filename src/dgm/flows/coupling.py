@@ -1,61 +1,74 @@
-"""The affine coupling layer of RealNVP (Dinh, Sohl-Dickstein & Bengio, 2017, "Density estimation using Real NVP").
+"""Coupling layers (NICE, Dinh, Krueger & Bengio, 2015; RealNVP, Dinh, Sohl-Dickstein & Bengio, 2017; neural spline
+couplings, Durkan et al., 2019), for examples of any shape.
 
-With a binary mask ``b`` the layer keeps the masked coordinates and transforms the others affinely, with a scale and
-shift computed from the kept ones only (eq. 9):
+With a binary mask ``b`` (1 = kept) the layer keeps the masked elements and transforms each other element ``i`` by an
+elementwise transform whose parameters are computed from the kept elements only (RealNVP, eq. 9, with the affine law
+replaced by any :class:`~dgm.flows.transforms.ElementwiseTransform`):
 
-    y = b ⊙ x + (1 − b) ⊙ (x ⊙ exp(s(b ⊙ x)) + t(b ⊙ x)).
+    y = b ⊙ x + (1 − b) ⊙ τ(x; θ(b ⊙ x)).
 
-Its Jacobian is triangular (eq. 6), so ``log|det ∂y/∂x| = Σ_j (1 − b_j) s_j(b ⊙ x)``, and since ``b ⊙ y = b ⊙ x``
-the inverse (eq. 7-8) is as cheap as the forward map. The code uses the equal form
-``y = x ⊙ exp((1 − b) ⊙ s) + (1 − b) ⊙ t`` and its inverse
-
-    x = (y − (1 − b) ⊙ t(b ⊙ y)) ⊙ exp(−(1 − b) ⊙ s(b ⊙ y)).
-
-Stabilisation: the raw log-scale ``r`` of the conditioner is soft-clamped, ``s = c · tanh(r / c)`` with
-``c = max_log_scale``. Near zero ``s ≈ r``, so the clamp does not slow early training, while each layer's scale stays
-in ``[e^(−c), e^c]`` however large ``r`` grows.
+Since ``y`` depends on the transformed elements only through ``τ``, the Jacobian is triangular (RealNVP, eq. 6) and
+``log|det ∂y/∂x| = Σ_{i: b_i = 0} log τ'(x_i; θ_i)``; since ``b ⊙ y = b ⊙ x`` the inverse (eqs. 7-8) recomputes the
+same parameters from ``y`` and applies ``τ⁻¹``, as cheap as the forward map.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from dgm.flows.bijection import Bijection
+from dgm.flows.transforms import ElementwiseTransform
 from dgm.nn.mlp import mlp
 
 
-class AffineCoupling(Bijection):
-    """RealNVP affine coupling of vectors ``(N, D)``: ``mask`` (shape ``(D,)``, values 0/1) marks the kept inputs.
+class Coupling(Bijection):
+    """Coupling of examples of shape ``mask.shape``: ``mask`` holds 0/1 (1 = kept, at least one of each).
 
-    The conditioner is an MLP ``D → hidden → 2D`` (first half ``r``, second half ``t``) whose last layer starts at
-    zero, so the layer starts as the identity.
+    ``conditioner`` is any module mapping the masked input ``b ⊙ x`` of shape ``(N, *shape)`` to
+    ``(N, k · shape[0], *shape[1:])`` with ``k = transform.params_per_element``; the output is read as ``(N, k,
+    *shape)``, parameter ``j`` of element ``i`` at ``[:, j, *i]``. Give the conditioner a zero last layer to make the
+    coupling start as the identity. Only the transformed elements pass through the transform.
     """
 
-    def __init__(self, mask: Tensor, hidden: Sequence[int], max_log_scale: float = 2.0):
+    def __init__(self, mask: Tensor, conditioner: nn.Module, transform: ElementwiseTransform):
         super().__init__()
-        if mask.dim() != 1 or not torch.all((mask == 0) | (mask == 1)):
-            raise ValueError(f"mask must be a 1-D tensor of 0s and 1s, got shape {tuple(mask.shape)} "
-                             f"with values {mask.unique().tolist()}")
-        if max_log_scale <= 0:
-            raise ValueError(f"max_log_scale must be positive, got {max_log_scale}")
+        if mask.dim() < 1 or not torch.all((mask == 0) | (mask == 1)):
+            raise ValueError(f"mask must be a tensor of 0s and 1s with the shape of one example, got shape "
+                             f"{tuple(mask.shape)} with values {mask.unique().tolist()}")
+        if mask.all() or not mask.any():
+            raise ValueError("mask must keep some elements and transform others (it holds only 0s or only 1s)")
         self.register_buffer("mask", mask.float())
-        self.max_log_scale = max_log_scale
-        dim = mask.numel()
-        self.conditioner = mlp(dim, hidden, 2 * dim, zero_last=True)
+        self.register_buffer("transformed", torch.nonzero(mask.flatten() == 0)[:, 0])
+        self.conditioner = conditioner
+        self.transform = transform
 
-    def _log_scale_and_shift(self, kept: Tensor) -> tuple[Tensor, Tensor]:
-        """``(1 − b) ⊙ s`` and ``(1 − b) ⊙ t`` from the kept coordinates ``b ⊙ x``."""
-        raw_log_scale, shift = self.conditioner(kept).chunk(2, dim=1)
-        log_scale = self.max_log_scale * torch.tanh(raw_log_scale / self.max_log_scale)
-        transformed = 1 - self.mask
-        return transformed * log_scale, transformed * shift
+    def _parameters_of_transformed(self, x: Tensor) -> Tensor:
+        """``θ(b ⊙ x)`` of the transformed elements, shape ``(N, k, number transformed)``."""
+        params = self.conditioner(x * self.mask)
+        expected = (len(x), self.transform.params_per_element * self.mask.shape[0], *self.mask.shape[1:])
+        if tuple(params.shape) != expected:
+            raise ValueError(f"the conditioner must output shape {expected} (N, k * shape[0], *shape[1:]) with "
+                             f"k = {self.transform.params_per_element}, got {tuple(params.shape)}")
+        return params.reshape(len(x), self.transform.params_per_element, -1)[:, :, self.transformed]
+
+    def _couple(self, x: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+        params = self._parameters_of_transformed(x)
+        flat = x.flatten(1)
+        step = self.transform.inverse if inverse else self.transform.forward
+        values, log_derivative = step(flat[:, self.transformed], params)
+        return flat.index_copy(1, self.transformed, values).view_as(x), log_derivative.sum(dim=1)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        log_scale, shift = self._log_scale_and_shift(self.mask * x)
-        return x * torch.exp(log_scale) + shift, log_scale.sum(dim=1)
+        return self._couple(x, inverse=False)
 
     def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        log_scale, shift = self._log_scale_and_shift(self.mask * y)
-        return (y - shift) * torch.exp(-log_scale), -log_scale.sum(dim=1)
+        return self._couple(y, inverse=True)
+
+
+def mlp_coupling(mask: Tensor, hidden: Sequence[int], transform: ElementwiseTransform) -> Coupling:
+    """A coupling of vectors ``(N, D)`` conditioned by an MLP ``D → hidden → k·D`` whose last layer starts at zero,
+    so that the coupling starts as the identity."""
+    dim = mask.numel()
+    return Coupling(mask, mlp(dim, hidden, transform.params_per_element * dim, zero_last=True), transform)
