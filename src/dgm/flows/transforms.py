@@ -172,3 +172,18 @@ class RationalQuadraticSpline(ElementwiseTransform):
         x_in = x_low + xi * width
         log_derivative = -self._log_derivative(xi, slope, d_low, d_high)
         return torch.where(inside, x_in, y), torch.where(inside, log_derivative, torch.zeros_like(y))
+
+
+TRANSFORMS = ("additive", "affine", "spline")
+
+
+def elementwise_transform(name: str, max_log_scale: float = 2.0, bins: int = 8, bound: float = 3.0
+                          ) -> ElementwiseTransform:
+    """The transform called ``name`` (one of :data:`TRANSFORMS`) with its options, for models' JSON-able arguments."""
+    if name == "additive":
+        return Additive()
+    if name == "affine":
+        return Affine(max_log_scale)
+    if name == "spline":
+        return RationalQuadraticSpline(bins, bound)
+    raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}, got {name!r}")
