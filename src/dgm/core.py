@@ -56,6 +56,20 @@ def check_sample_count(n) -> int:
     return check_integer(n, "the number of samples", 1)
 
 
+def check_labels(labels, n: int, n_classes: int) -> Tensor:
+    """Return ``labels`` as a long tensor if it holds ``n`` class indices ``0..n_classes-1``, else raise
+    ``ValueError``."""
+    if not isinstance(labels, Tensor) or labels.shape != (n,):
+        raise ValueError(f"labels must be a tensor of {n} class indices (shape ({n},)), got "
+                         f"{tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__}")
+    if labels.is_floating_point() and not torch.equal(labels, labels.round()):
+        raise ValueError("labels must hold integer class indices, got fractions")
+    if labels.numel() and (labels.min() < 0 or labels.max() > n_classes - 1):
+        raise ValueError(f"labels must lie in 0..{n_classes - 1}, got values in "
+                         f"[{labels.min().item():g}, {labels.max().item():g}]")
+    return labels.long()
+
+
 def _jsonable(value, where: str):
     """Tuples become lists; anything JSON cannot hold is refused with the argument's name."""
     if isinstance(value, tuple | list):
@@ -73,12 +87,17 @@ class GenerativeModel(nn.Module):
 
     Subclasses set ``likelihood`` to ``"exact"`` (autoregressive models, flows on continuous data),
     ``"lower_bound"`` (ELBO/IWAE, dequantized flows on discrete data, diffusion VLB) or ``None`` (implicit models).
+
+    A class-conditional model sets ``n_classes`` (an instance attribute); its ``loss``, ``log_prob`` and ``sample``
+    then take ``labels=`` (class indices ``(N,)``, checked by :func:`check_labels`), and the trainer passes the data
+    set's labels to ``loss``.
     """
 
     likelihood: ClassVar[Likelihood] = None
     adversarial: ClassVar[bool] = False
     adam_betas: ClassVar[tuple[float, float]] = (0.9, 0.999)
     model_name: ClassVar[str] = ""  # set by dgm.registry.register_model
+    n_classes: int | None = None  # set by class-conditional models: loss/log_prob/sample then take labels=
 
     config: dict
 
@@ -103,15 +122,16 @@ class GenerativeModel(nn.Module):
         cls.__init__ = recording_init
 
     # -- the protocol -------------------------------------------------------------------------------------------
-    def loss(self, x: Tensor) -> dict[str, Tensor]:
-        """Scalars to log; the key ``"loss"`` is minimised.
+    def loss(self, x: Tensor, **condition) -> dict[str, Tensor]:
+        """Scalars to log; the key ``"loss"`` is minimised. ``condition`` holds ``labels=`` for class-conditional
+        models (see ``n_classes``).
 
         The default serves every model with an exact likelihood: maximum likelihood (forward KL), the mean negative
         log-likelihood in nats per example, also logged in bits per dimension.
         """
         if self.likelihood != "exact":
             raise NotImplementedError(f"{type(self).__name__} must define its loss")
-        nll = -self.log_prob(x).mean()
+        nll = -self.log_prob(x, **condition).mean()
         return {"loss": nll, "bpd": nll / (x[0].numel() * math.log(2))}
 
     def sample(self, n: int, **options) -> Tensor:

@@ -1,0 +1,207 @@
+"""The shared base of autoregressive models of discrete images: exact likelihood, raster-scan generation.
+
+An image ``x`` of shape ``(C, H, W)`` with values ``0..levels-1`` is factorised in raster-scan order, row by row and
+within a row from left to right, and within a pixel over its colour channels R, then G, then B (van den Oord,
+Kalchbrenner & Kavukcuoglu, 2016a, eqs. 1–2 and §3.4):
+
+    p(x) = Π_i p(x_i | x_<i),        p(x_i | x_<i) = p(x_{i,R} | x_<i) p(x_{i,G} | x_<i, x_{i,R}) p(x_{i,B} | …).
+
+One network pass gives the conditionals of every pixel at once (the network is causal: the parameters at pixel ``i``
+depend only on what precedes ``i``), so ``log_prob`` costs one pass; sampling needs one pass per position.
+
+**Interface for subclasses.** A subclass builds its layers after ``super().__init__(shape, levels, ...)`` and
+implements
+
+    network(x̃, labels, condition) -> (N, output.param_channels, H, W)
+
+where ``x̃ = 2x/(levels-1) - 1`` is the image on ``[-1, 1]``, ``labels`` the class indices ``(N,)`` (or ``None``)
+and ``condition`` a vector ``(N, D)`` or a feature map ``(N, D, H, W)`` (or ``None``), already checked against the
+model's ``n_classes`` and ``condition_shape``. The parameters at pixel ``i`` must depend only on pixels before ``i``
+and, when ``output.channel_wise`` is true, the parameters of colour ``c`` only on colours ``< c`` of pixel ``i``.
+
+``self.output`` is the distribution of a pixel given those parameters; pass ``output=`` to ``__init__`` to replace
+the default :class:`CategoricalPixels`. Any object with
+
+- ``param_channels``: the number of parameters per pixel;
+- ``log_prob(params (N, P, H, W), x (N, C, H, W)) -> (N, H, W)``: the log-probability of each pixel (all channels);
+- ``sample(params (N, P, *positions)) -> (N, C, *positions)``: one draw per position (global torch generator);
+- ``channel_wise`` (optional, ``False`` if absent): ``True`` when channel ``c``'s parameters are only valid once
+  channels ``< c`` of the pixel are known (one network pass per channel when sampling); ``False`` when the
+  distribution models the channels of a pixel jointly (one pass per pixel; e.g. the discretized logistic mixture
+  of PixelCNN++, :mod:`dgm.nn.logistic_mixture`)
+
+serves. A subclass may override :meth:`generate` with a faster sampler that draws the same values with the same
+calls to the random generator (Gated PixelCNN caches its layers, Ramachandran et al., 2017); :meth:`generate_naive`
+stays the reference (``naive=True`` in ``sample`` and ``autocomplete``).
+
+**Conditioning.** ``n_classes`` makes the model class-conditional (``labels=`` in ``loss``, ``log_prob``,
+``sample``; the trainer passes the data set's labels); ``condition_shape`` ``(D,)`` or ``(D, H, W)`` lets a caller
+(a VAE decoder, a VQ-VAE prior) condition on a vector or a feature map through ``condition=``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from dgm.core import GenerativeModel, check_data, check_integer, check_labels, check_sample_count
+from dgm.nn.conditioning import check_condition_shape
+
+MISSING = -1  # the value that marks an unknown entry for autocomplete (the homework's convention)
+
+
+class CategoricalPixels:
+    """A categorical over ``levels`` values for every colour channel of a pixel, channel after channel.
+
+    The ``channels · levels`` parameters are interleaved like the colour groups of :mod:`dgm.nn.masked_conv`:
+    parameter ``k`` holds logit ``k // channels`` of channel ``k mod channels``, so the last masked convolution of a
+    PixelCNN gives each channel's logits from that channel's group.
+    """
+
+    channel_wise = True
+
+    def __init__(self, channels: int, levels: int):
+        self.channels = check_integer(channels, "channels", 1)
+        self.levels = check_integer(levels, "levels", 2)
+        self.param_channels = channels * levels
+
+    def logits(self, params: Tensor) -> Tensor:
+        """``(N, levels, C, *positions)``."""
+        n, _, *positions = params.shape
+        return params.view(n, self.levels, self.channels, *positions)
+
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        log_p = F.log_softmax(self.logits(params), dim=1).gather(1, x.long().unsqueeze(1)).squeeze(1)
+        return log_p.sum(dim=1)
+
+    def sample(self, params: Tensor) -> Tensor:
+        """By inversion of each channel's CDF with one uniform per value (``torch.rand``), so that every sampler
+        that asks for the same draws in the same order gets the same values."""
+        cdf = F.softmax(self.logits(params), dim=1).cumsum(dim=1)
+        u = torch.rand_like(cdf[:, :1])
+        return (cdf < u).sum(dim=1).clamp(max=self.levels - 1).to(params.dtype)
+
+
+class AutoregressiveImageModel(GenerativeModel):
+    """Base of PixelCNN-like models of images ``(C, H, W)`` with ``levels`` values: see the module docstring."""
+
+    likelihood = "exact"
+
+    def __init__(self, shape: Sequence[int], levels: int, n_classes: int | None = None,
+                 condition_shape: Sequence[int] | None = None, output=None):
+        super().__init__()
+        self.shape = tuple(int(size) for size in shape)
+        if len(self.shape) != 3 or min(self.shape) < 1:
+            raise ValueError(f"shape must be (channels, height, width) of an image, got {tuple(shape)}")
+        if levels is None:
+            raise ValueError("autoregressive image models need discrete data: levels must be an integer >= 2, "
+                             "got None")
+        self.levels = check_integer(levels, "levels", 2)
+        self.channels = self.shape[0]
+        self.n_classes = None if n_classes is None else check_integer(n_classes, "n_classes", 1)
+        self.condition_shape = check_condition_shape(condition_shape, self.shape)
+        self.output = CategoricalPixels(self.channels, self.levels) if output is None else output
+
+    # -- to be implemented by subclasses ------------------------------------------------------------------------
+    def network(self, x: Tensor, labels: Tensor | None, condition: Tensor | None) -> Tensor:
+        """Parameters of every pixel's distribution ``(N, output.param_channels, H, W)`` from ``x`` on [-1, 1]."""
+        raise NotImplementedError
+
+    # -- the protocol -------------------------------------------------------------------------------------------
+    def scaled(self, x: Tensor) -> Tensor:
+        """The image on ``[-1, 1]``: ``2x/(levels-1) - 1``."""
+        return x * (2 / (self.levels - 1)) - 1
+
+    def check_condition(self, n: int, labels: Tensor | None, condition: Tensor | None
+                        ) -> tuple[Tensor | None, Tensor | None]:
+        """``labels`` and ``condition`` for ``n`` examples, checked against ``n_classes`` and ``condition_shape``."""
+        name = type(self).__name__
+        if labels is None and self.n_classes is not None:
+            raise ValueError(f"this {name} is conditioned on {self.n_classes} classes: pass labels=")
+        if labels is not None and self.n_classes is None:
+            raise ValueError(f"this {name} is not class-conditional (build it with n_classes): it takes no labels")
+        if condition is None and self.condition_shape is not None:
+            raise ValueError(f"this {name} is conditioned on a tensor of shape (N, "
+                             f"{', '.join(map(str, self.condition_shape))}): pass condition=")
+        if condition is not None and self.condition_shape is None:
+            raise ValueError(f"this {name} takes no condition (build it with condition_shape)")
+        if labels is not None:
+            labels = check_labels(labels.to(self.device), n, self.n_classes)
+        if condition is not None:
+            condition = check_data(condition.to(self.device, self.dtype), self.condition_shape, None,
+                                   name="condition")
+            if len(condition) != n:
+                raise ValueError(f"condition must hold {n} rows, one per example, got {len(condition)}")
+        return labels, condition
+
+    def conditionals(self, x: Tensor, labels: Tensor | None = None, condition: Tensor | None = None) -> Tensor:
+        """The parameters of every ``p(x_i | x_<i)``, ``(N, output.param_channels, H, W)``, in one pass."""
+        self.check(x)
+        labels, condition = self.check_condition(len(x), labels, condition)
+        return self.network(self.scaled(x), labels, condition)
+
+    def log_prob(self, x: Tensor, labels: Tensor | None = None, condition: Tensor | None = None) -> Tensor:
+        """Exact ``log p(x)`` (given ``labels`` / ``condition`` where the model takes them) in nats, ``(N,)``."""
+        return self.output.log_prob(self.conditionals(x, labels, condition), x).sum(dim=(1, 2))
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Tensor | None = None, condition: Tensor | None = None,
+               progress: bool = False, naive: bool = False) -> Tensor:
+        """``n`` images ``(n, C, H, W)``, drawn position by position in raster order (``naive``: see
+        :meth:`autocomplete`)."""
+        check_sample_count(n)
+        blank = torch.full((n, *self.shape), float(MISSING), device=self.device, dtype=self.dtype)
+        return self.autocomplete(blank, labels, condition, progress, naive)
+
+    @torch.no_grad()
+    def autocomplete(self, x: Tensor, labels: Tensor | None = None, condition: Tensor | None = None,
+                     progress: bool = False, naive: bool = False) -> Tensor:
+        """``x`` with every entry equal to ``-1`` (:data:`MISSING`) drawn from the model given all entries before
+        it in the ordering (the homework's ``PixelCNNAutoComplete``); known entries are kept. A joint pixel
+        distribution (``channel_wise`` false) draws whole pixels: mark all channels of a pixel missing or none.
+        ``naive=True`` uses :meth:`generate_naive` even where the model has a faster sampler."""
+        if not isinstance(x, Tensor):
+            raise ValueError(f"x must be a tensor of shape (N, {', '.join(map(str, self.shape))}), "
+                             f"got {type(x).__name__}")
+        missing = x == MISSING
+        known = check_data(torch.where(missing, 0.0, x.to(self.dtype)), self.shape, self.levels,
+                           name="x (apart from its -1 entries)")
+        labels, condition = self.check_condition(len(x), labels, condition)
+        generate = self.generate_naive if naive else self.generate
+        return generate(known.to(self.device), missing.to(self.device), labels, condition, progress)
+
+    def generate(self, x: Tensor, missing: Tensor, labels: Tensor | None, condition: Tensor | None,
+                 progress: bool) -> Tensor:
+        """Fill the ``missing`` entries of ``x`` in place and return it; subclasses may override it with a faster
+        sampler that makes the same draws."""
+        return self.generate_naive(x, missing, labels, condition, progress)
+
+    def generate_naive(self, x: Tensor, missing: Tensor, labels: Tensor | None, condition: Tensor | None,
+                       progress: bool) -> Tensor:
+        """Fill the ``missing`` entries of ``x`` in place: one full network pass per channel (or per pixel for a
+        joint pixel distribution) at every pixel where some example has a missing entry, in raster order;
+        vectorised over the examples."""
+        for i, j, steps in tqdm(self.generation_order(missing), desc=f"{self.model_name} sampling",
+                                disable=not progress):
+            for channels in steps:
+                params = self.network(self.scaled(x), labels, condition)[:, :, i, j]
+                self.fill(x, missing, i, j, channels, self.output.sample(params))
+        return x
+
+    def generation_order(self, missing: Tensor) -> list[tuple[int, int, list[slice]]]:
+        """The pixels ``(i, j)`` in raster order where some example has a missing entry, each with the channels
+        drawn at each of its steps: one channel per step if ``output.channel_wise``, else all at once."""
+        pixels = missing.any(dim=0).any(dim=0).nonzero().tolist()
+        if getattr(self.output, "channel_wise", False):
+            steps = [slice(c, c + 1) for c in range(self.channels)]
+        else:
+            steps = [slice(0, self.channels)]
+        return [(i, j, steps) for i, j in pixels]
+
+    @staticmethod
+    def fill(x: Tensor, missing: Tensor, i: int, j: int, channels: slice, draw: Tensor) -> None:
+        """Write ``draw`` ``(N, C)`` into the missing entries of ``channels`` at pixel ``(i, j)`` of ``x``."""
+        x[:, channels, i, j] = torch.where(missing[:, channels, i, j], draw[:, channels], x[:, channels, i, j])
