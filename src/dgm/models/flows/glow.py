@@ -1,0 +1,55 @@
+"""Glow (Kingma & Dhariwal, 2018, "Glow: generative flow with invertible 1x1 convolutions") for 8-bit images.
+
+The data ``x ∈ {0 … L−1}^(C×H×W)`` are dequantized to ``y = (x + u) / L`` and mapped by the
+:class:`~dgm.flows.dequantization.LogitTransform`; then come ``scales`` levels of the multi-scale architecture
+(Fig. 2b): each squeezes and applies ``steps`` steps of flow (Fig. 2a, Table 1)
+
+    ActNorm → invertible 1x1 convolution (LU-decomposed with ``lu=True``) → affine coupling of half the channels,
+
+and, at every level but the last, splits off half of the channels. The split's *learned prior* (§3.4, "split2d":
+``z₂ ∼ N(μ(z₁), σ(z₁)²)``) is the affine coupling ``z₂ ↦ (z₂ − μ(z₁)) / σ(z₁)`` followed by the standard normal base,
+so it is written as one more channel coupling before the split. The couplings' networks are
+:func:`~dgm.nn.resnet.resnet` of ``channels`` channels with ``blocks`` residual blocks (Glow's own is ``blocks=0``:
+3x3 conv, ReLU, zero-initialised 3x3 conv, here with no 1x1 in between), zero-initialised.
+"""
+from __future__ import annotations
+
+from dgm.flows.actnorm import ActNorm
+from dgm.flows.bijection import Bijection, Compose
+from dgm.flows.conv1x1 import InvertibleConv1x1, LUInvertibleConv1x1
+from dgm.flows.dequantization import DequantizedFlow, LogitTransform
+from dgm.flows.image_coupling import channel_mask, resnet_coupling
+from dgm.flows.multiscale import MultiScale
+from dgm.flows.transforms import Affine
+from dgm.models.flows.realnvp_multiscale import check_scales
+from dgm.registry import register_model
+
+
+@register_model("glow", "Glow: ActNorm, invertible 1x1 convolutions, affine couplings, multi-scale; images, bound")
+class Glow(DequantizedFlow):
+    """See the module docstring; ``max_log_scale`` soft-clamps each coupling's log-scale
+    (:class:`~dgm.flows.transforms.Affine`), ``alpha`` is the logit transform's margin and ``dequantization`` is
+    ``"uniform"`` or ``"variational"`` (:mod:`dgm.flows.dequantization`)."""
+
+    def __init__(self, shape: tuple[int, ...], levels: int, scales: int = 2, steps: int = 8, channels: int = 64,
+                 blocks: int = 0, lu: bool = True, alpha: float = 0.05, max_log_scale: float = 2.0,
+                 dequantization: str = "uniform"):
+        check_scales(shape, scales, scales, "glow")
+        conv1x1 = LUInvertibleConv1x1 if lu else InvertibleConv1x1
+
+        def coupling(shape: tuple[int, int, int], parity: int) -> Bijection:
+            return resnet_coupling(channel_mask(shape, parity), Affine(max_log_scale), channels, blocks)
+
+        def step(shape: tuple[int, int, int], parity: int) -> Compose:
+            return Compose(ActNorm(shape[0]), conv1x1(shape[0]), coupling(shape, parity))
+
+        def level(shape: tuple[int, int, int], scales: int) -> MultiScale:
+            c, h, w = shape
+            squeezed_shape = (4 * c, h // 2, w // 2)
+            flow = [step(squeezed_shape, k % 2) for k in range(steps)]
+            if scales == 1:
+                return MultiScale(Compose(*flow))
+            learned_prior = coupling(squeezed_shape, 0)
+            return MultiScale(Compose(*flow, learned_prior), level((2 * c, h // 2, w // 2), scales - 1))
+
+        super().__init__(Compose(LogitTransform(alpha), level(tuple(shape), scales)), dequantization)
