@@ -89,6 +89,30 @@ def _grid_figure(grid: np.ndarray, title: str | None) -> Figure:
     return figure
 
 
+def receptive_field(weights: ArrayLike, pixel: tuple[int, int], path: str | Path, title: str | None = None) -> Path:
+    """Homework 1's receptive-field plot: the weighted map (``weights``, gradient magnitudes ``(H, W)``, scaled to
+    [0, 1]) beside the binary map (``weights > 1e-8``), with the output ``pixel`` ``(row, column)`` in red."""
+    return _save(_receptive_field_figure(weights, pixel, title), path)
+
+
+def _receptive_field_figure(weights: ArrayLike, pixel: tuple[int, int], title: str | None = None) -> Figure:
+    array = _as_array(weights, "weights")
+    if array.ndim != 2 or array.min() < 0:
+        raise ValueError(f"weights must be non-negative gradient magnitudes of shape (H, W), got shape {array.shape}")
+    row, column = pixel
+    if not (0 <= row < array.shape[0] and 0 <= column < array.shape[1]):
+        raise ValueError(f"pixel {pixel} lies outside the map of shape {array.shape}")
+    figure = Figure(figsize=(8, 4.4), dpi=DPI, layout="constrained")
+    maps = {"weighted": array / array.max() if array.max() > 0 else array, "binary": (array > 1e-8).astype(float)}
+    for axes, (kind, values) in zip(figure.subplots(1, 2), maps.items()):
+        rgb = np.repeat(values[:, :, None], 3, axis=2)
+        rgb[row, column] = (1.0, 0.0, 0.0)
+        axes.imshow(rgb, interpolation="nearest", vmin=0, vmax=1)
+        axes.set_axis_off()
+        axes.set_title(f"{kind.capitalize()} receptive field" + (f"\nfor {title}" if title else ""))
+    return figure
+
+
 # -- 2D points and densities ------------------------------------------------------------------------------------------
 def scatter_2d(points: ArrayLike, path: str | Path, labels: ArrayLike | None = None,
                reference: ArrayLike | None = None, title: str | None = None, bounds: Bounds | None = None) -> Path:

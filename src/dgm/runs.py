@@ -48,7 +48,8 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
     if model.likelihood is None:
         metrics["likelihood"] = None
     else:
-        log_p = log_likelihoods(model, data.test, batch_size=batch_size, progress=progress)
+        labels = None if model.n_classes is None else data.test_labels
+        log_p = log_likelihoods(model, data.test, batch_size=batch_size, progress=progress, labels=labels)
         metrics |= nll_summary(log_p, data.dim, model.likelihood)
     entropy = data_entropy(data)
     if entropy is not None:
@@ -83,6 +84,14 @@ def save_samples_picture(samples: torch.Tensor, data: Data, path: str | Path, ti
     raise ValueError(f"no picture for data of shape {data.shape}; write the samples to a .npz file instead")
 
 
+def sample_labels(model, n: int) -> dict:
+    """``{"labels": 0, 1, …, n_classes - 1, 0, 1, …}`` (``n`` of them) for a class-conditional model, else ``{}``:
+    the keyword arguments of ``model.sample(n, ...)`` for pictures with every class."""
+    if model.n_classes is None:
+        return {}
+    return {"labels": torch.arange(n, device=model.device) % model.n_classes}
+
+
 @torch.no_grad()
 def write_pictures(model, data: Data, directory: Path) -> list[Path]:
     """``samples.png``; where they apply the model's density, latent space and probability table beside the
@@ -90,7 +99,8 @@ def write_pictures(model, data: Data, directory: Path) -> list[Path]:
     directory = Path(directory)
     name = f"{model.model_name} on {data.name}"
     n = N_PICTURE_SAMPLES["image" if data.is_image else "vector"]
-    written = [save_samples_picture(model.sample(n), data, directory / "samples.png", title=f"samples of {name}")]
+    samples = model.sample(n, **sample_labels(model, n))
+    written = [save_samples_picture(samples, data, directory / "samples.png", title=f"samples of {name}")]
     if data.levels is None and data.shape == (2,) and model.likelihood is not None:
         density_plot, _ = plots.density_2d(model.log_prob, _bounds(data), directory / "density.png",
                                            title=f"density of {name}")

@@ -15,15 +15,22 @@ from tqdm.auto import tqdm
 
 
 @torch.no_grad()
-def log_likelihoods(model, x: Tensor, batch_size: int = 1000, progress: bool = False) -> Tensor:
-    """``model.log_prob`` of every example of ``x``, computed in batches, shape ``(N,)``."""
+def log_likelihoods(model, x: Tensor, batch_size: int = 1000, progress: bool = False,
+                    labels: Tensor | None = None) -> Tensor:
+    """``model.log_prob`` of every example of ``x`` (given its ``labels`` for a class-conditional model), computed
+    in batches, shape ``(N,)``."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     if model.likelihood is None:
         raise ValueError(f"{type(model).__name__} has no likelihood to evaluate (likelihood = None)")
-    batches = torch.split(x, batch_size)
-    return torch.cat([model.log_prob(batch.to(model.device)).cpu()
-                      for batch in tqdm(batches, desc="log-likelihood", disable=not progress)])
+    starts = range(0, len(x), batch_size)
+    return torch.cat([model.log_prob(x[start:start + batch_size].to(model.device),
+                                     **_labels(labels, start, batch_size, model.device)).cpu()
+                      for start in tqdm(starts, desc="log-likelihood", disable=not progress)])
+
+
+def _labels(labels: Tensor | None, start: int, batch_size: int, device) -> dict:
+    return {} if labels is None else {"labels": labels[start:start + batch_size].to(device)}
 
 
 def nll_summary(log_p: Tensor, dim: int, likelihood: str) -> dict:

@@ -10,22 +10,23 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 
 class _Examples(Dataset):
-    """A tensor of examples that hands out whole batches at once (no per-example collation)."""
+    """A tensor of examples, with their labels where given, that hands out whole batches at once (no per-example
+    collation): a tensor, or an ``(examples, labels)`` pair."""
 
-    def __init__(self, examples: Tensor):
-        self.examples = examples
+    def __init__(self, examples: Tensor, labels: Tensor | None = None):
+        self.examples, self.labels = examples, labels
 
     def __len__(self) -> int:
         return len(self.examples)
 
-    def __getitem__(self, index: int) -> Tensor:
-        return self.examples[index]
+    def __getitem__(self, index: int) -> Tensor | tuple[Tensor, Tensor]:
+        return self.__getitems__(index)
 
-    def __getitems__(self, indices: list[int]) -> Tensor:
-        return self.examples[indices]
+    def __getitems__(self, indices: list[int]) -> Tensor | tuple[Tensor, Tensor]:
+        return self.examples[indices] if self.labels is None else (self.examples[indices], self.labels[indices])
 
 
-def _batch_as_is(batch: Tensor) -> Tensor:
+def _batch_as_is(batch: Tensor | tuple[Tensor, Tensor]) -> Tensor | tuple[Tensor, Tensor]:
     return batch
 
 
@@ -62,20 +63,21 @@ class ShuffledBatches:
 class DataModule(L.LightningDataModule):
     """Training batches as example indices from :class:`ShuffledBatches` (reproducible across resumes and shared
     between DDP processes; the training step builds the batch, see ``TrainingModule``), test batches as tensors in
-    order, split between processes."""
+    order (``(x, labels)`` pairs where ``test_labels`` are given), split between processes."""
 
-    def __init__(self, n_train: int, test: Tensor, batch_size: int, seed: int, eval_batches: int | None = None):
+    def __init__(self, n_train: int, test: Tensor, batch_size: int, seed: int, eval_batches: int | None = None,
+                 test_labels: Tensor | None = None):
         super().__init__()
         self.n_train = n_train
         self.batch_size, self.seed = batch_size, seed
-        self.test_subset = test if eval_batches is None else test[: eval_batches * batch_size]
+        kept = slice(None) if eval_batches is None else slice(eval_batches * batch_size)
+        self.test_subset = _Examples(test[kept], None if test_labels is None else test_labels[kept])
 
     def train_dataloader(self) -> ShuffledBatches:
         return ShuffledBatches(self.n_train, self.batch_size, self.seed, self.trainer.global_rank,
                                self.trainer.world_size, trained=lambda: self.trainer.lightning_module.batches_trained)
 
     def val_dataloader(self) -> DataLoader:
-        sampler = DistributedSampler(_Examples(self.test_subset), num_replicas=self.trainer.world_size,
+        sampler = DistributedSampler(self.test_subset, num_replicas=self.trainer.world_size,
                                      rank=self.trainer.global_rank, shuffle=False, drop_last=True)
-        return DataLoader(_Examples(self.test_subset), batch_size=self.batch_size, sampler=sampler,
-                          collate_fn=_batch_as_is)
+        return DataLoader(self.test_subset, batch_size=self.batch_size, sampler=sampler, collate_fn=_batch_as_is)

@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning.pytorch as L
 from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch import Tensor
 
 from dgm.checkpoint import SafetensorsCheckpointIO, read_json, write_json
 from dgm.core import GenerativeModel
@@ -99,9 +100,12 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
 
     seed_everything(seed)
     build = data.train_batch or data.train.__getitem__
+    labels = _class_labels(model, data)
     module = TrainingModule(model, lambda indices: build(indices), lr=lr, lr_schedule=lr_schedule,
-                            grad_clip=grad_clip)
-    datamodule = DataModule(len(data.train), data.test, batch_size=batch_size, seed=seed, eval_batches=eval_batches)
+                            grad_clip=grad_clip,
+                            train_labels=None if labels is None else lambda indices: labels[indices])
+    datamodule = DataModule(len(data.train), data.test, batch_size=batch_size, seed=seed, eval_batches=eval_batches,
+                            test_labels=None if labels is None else data.test_labels)
     ema = [] if ema_decay is None else [EMAWeightAveraging(decay=ema_decay)]
     callbacks = [RandomState(), *ema, ExportModel(directory), EpochCheckpoint(directory / "checkpoints"),
                  *callbacks]
@@ -126,6 +130,20 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
         write_json(directory / RUN_FILE, record)
         write_pictures(model, data, directory)
     return Run(directory, model, trainer.global_rank, seconds)
+
+
+def _class_labels(model: GenerativeModel, data: Data) -> Tensor | None:
+    """The training labels a class-conditional model (``model.n_classes``) is trained with; ``None`` for others."""
+    if model.n_classes is None:
+        return None
+    if data.train_labels is None or data.test_labels is None:
+        raise ValueError(f"{model.model_name} is conditioned on class labels, but {data.name} has none; choose a "
+                         "data set with labels or build the model without n_classes")
+    for split, labels in (("training", data.train_labels), ("test", data.test_labels)):
+        if labels.min() < 0 or labels.max() >= model.n_classes:
+            raise ValueError(f"the model has {model.n_classes} classes, but the {split} labels of {data.name} lie "
+                             f"in {labels.min().item()}..{labels.max().item()}")
+    return data.train_labels
 
 
 def _trainer(directory: Path, callbacks: list, adversarial: bool, grad_clip: float | None, progress: bool,

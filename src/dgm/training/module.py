@@ -21,16 +21,19 @@ class TrainingModule(L.LightningModule):
     turns them into data inside the step, so that any randomness it draws follows the checkpointed generator.
     It must be a plain function (``fit`` passes a lambda): the EMA callback deep-copies this module, and
     ``copy.deepcopy`` shares functions but would copy a callable object, and with it a whole training set.
+    ``train_labels`` (a plain function too) gives the class labels of the indices for a class-conditional model
+    (``model.n_classes``), which then receives ``labels=`` in ``loss``; test batches then arrive as
+    ``(x, labels)`` pairs.
     """
 
     def __init__(self, model, train_batch: Callable[[Tensor], Tensor], lr: float, lr_schedule: str = "constant",
-                 grad_clip: float | None = None):
+                 grad_clip: float | None = None, train_labels: Callable[[Tensor], Tensor] | None = None):
         super().__init__()
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         self.model = model
         self.lr, self.lr_schedule, self.grad_clip = lr, lr_schedule, grad_clip
-        self.train_batch = train_batch
+        self.train_batch, self.train_labels = train_batch, train_labels
         self.automatic_optimization = not model.adversarial
         self.batches_trained = 0  # drives the order of training batches (dgm.training.data.ShuffledBatches)
 
@@ -48,7 +51,8 @@ class TrainingModule(L.LightningModule):
         x = self.train_batch(indices).to(self.device)
         if self.model.adversarial:
             return self._adversarial_step(x)
-        losses = self.model.loss(x)
+        condition = {} if self.train_labels is None else {"labels": self.train_labels(indices).to(self.device)}
+        losses = self.model.loss(x, **condition)
         self._log("train", losses, len(x))
         return self._finite(losses["loss"])
 
@@ -70,7 +74,12 @@ class TrainingModule(L.LightningModule):
         optimizer.step()
         self._log(f"train/{role}", losses, batch_size)
 
-    def validation_step(self, x: Tensor, batch_idx: int) -> None:
+    def validation_step(self, batch: Tensor | tuple[Tensor, Tensor], batch_idx: int) -> None:
+        if isinstance(batch, tuple):
+            x, labels = batch
+            self._log("test", self.model.loss(x, labels=labels), len(x))
+            return
+        x = batch
         if self.model.adversarial:
             self._log("test/critic", self.model.critic_loss(x), len(x))
             self._log("test/generator", self.model.generator_loss(x), len(x))

@@ -80,7 +80,7 @@ class GatedPixelCNN(AutoregressiveImageModel):
         last_row = pixels[-1][0] if pixels else -1
         for i in tqdm(range(last_row + 1), desc=f"{self.model_name} sampling", disable=not progress):
             if i > 0:  # the first layer's vertical input is the image shifted down one row
-                vertical[0][:, :, i + reach, reach:reach + width] = x[:, :, i - 1]
+                vertical[0][:, :, i + reach, reach:reach + width] = self.scaled(x[:, :, i - 1])
             linked = []
             for k, (layer, (vertical_bias, horizontal_bias)) in enumerate(zip(self.layers, biases)):
                 v_out, row_link = layer.vertical_step(vertical[k][:, :, i:i + reach + 1], _row(vertical_bias, i),
@@ -96,14 +96,14 @@ class GatedPixelCNN(AutoregressiveImageModel):
                     params = self.head(self._column(horizontal, linked, x, i, j))[:, :, 0, 0]
                     self.fill(x, missing, i, j, channels, self.output.sample(params))
                 # the features at (i, j) never see the pixel's last channel: only the image row needs updating
-                horizontal[0][:, :, 0, reach + j] = x[:, :, i, j]
+                horizontal[0][:, :, 0, reach + j] = self.scaled(x[:, :, i, j])
         return x
 
     def _column(self, horizontal: list[Tensor], linked: list[Tensor], x: Tensor, i: int, j: int) -> Tensor:
         """Run the horizontal stack at pixel ``(i, j)`` on the cached rows, storing each layer's output as the next
         layer's input; returns the last layer's output ``(N, filters, 1, 1)``."""
         reach = self.layers[0].reach
-        horizontal[0][:, :, 0, reach + j] = x[:, :, i, j]
+        horizontal[0][:, :, 0, reach + j] = self.scaled(x[:, :, i, j])
         for k, layer in enumerate(self.layers):
             h = layer.horizontal_step(horizontal[k][:, :, :, j:j + reach + 1],
                                       horizontal[k][:, :, :, reach + j:reach + j + 1], linked[k][:, :, :, j:j + 1])
