@@ -101,38 +101,46 @@ class VariationalDequantizer(nn.Module):
             resnet_coupling(torch.cat([checkerboard_mask(shape, k % 2), always_kept]), Affine(), channels, blocks)
             for k in range(couplings)))
 
-    def forward(self, x: Tensor, levels: int) -> tuple[Tensor, Tensor]:
-        """``(y, log q(u|x))`` with ``y = (x + u) / levels``, ``u ∼ q(·|x)``."""
-        noise = torch.randn_like(x)
+    def noise_to_offset(self, noise: Tensor, x: Tensor, levels: int) -> tuple[Tensor, Tensor]:
+        """``u = σ(g(ε; x))`` and ``log|det ∂u/∂ε|`` for the standard normal noise ``ε`` (``noise``)."""
         image = x / (levels - 1) - 0.5
         transformed, log_abs_det = self.flow(torch.cat([noise, image], dim=1))
         logits = transformed[:, :x.shape[1]]
         log_sigmoid_derivative = _sum_per_example(-F.softplus(logits) - F.softplus(-logits))
-        log_q = standard_normal_log_prob(noise) - log_abs_det - log_sigmoid_derivative
-        return (x + torch.sigmoid(logits)) / levels, log_q
+        return torch.sigmoid(logits), log_abs_det + log_sigmoid_derivative
+
+    def forward(self, x: Tensor, levels: int) -> tuple[Tensor, Tensor]:
+        """``(y, log q(u|x))`` with ``y = (x + u) / levels``, ``u ∼ q(·|x)``."""
+        noise = torch.randn_like(x)
+        offset, log_abs_det = self.noise_to_offset(noise, x, levels)
+        return (x + offset) / levels, standard_normal_log_prob(noise) - log_abs_det
+
+
+def make_dequantizer(dequantization: str, shape: tuple[int, ...]) -> nn.Module:
+    """The dequantizer named ``"uniform"`` or ``"variational"`` (with its default size) for data of ``shape``."""
+    if dequantization == "uniform":
+        return UniformDequantizer()
+    if dequantization == "variational":
+        return VariationalDequantizer(shape)
+    raise ValueError(f"dequantization must be 'uniform' or 'variational', got {dequantization!r}")
 
 
 class DequantizedFlow(GenerativeModel):
     """Base class of flows on discrete data ``0 .. levels−1`` of shape ``config["shape"]``.
 
     A subclass builds ``flow``, a :class:`~dgm.flows.bijection.Compose` from ``y ∈ [0, 1)^D`` to the latent ``z``
-    (typically a :class:`LogitTransform` first), and names its ``dequantization``, ``"uniform"`` or
-    ``"variational"``; ``log_prob`` is the bound of the module docstring, hence ``likelihood = "lower_bound"``.
+    (typically a :class:`LogitTransform` first), and its ``dequantizer``, a :class:`UniformDequantizer` or a
+    :class:`VariationalDequantizer` (:func:`make_dequantizer` builds them by name); ``log_prob`` is the bound of the
+    module docstring, hence ``likelihood = "lower_bound"``.
     """
 
     likelihood = "lower_bound"
 
-    def __init__(self, flow: Compose, dequantization: str = "uniform"):
+    def __init__(self, flow: Compose, dequantizer: nn.Module):
         super().__init__()
-        shape, levels = tuple(self.config["shape"]), self.config["levels"]
-        check_integer(levels, "levels", 2)
+        check_integer(self.config["levels"], "levels", 2)
         self.flow = flow
-        if dequantization == "uniform":
-            self.dequantizer = UniformDequantizer()
-        elif dequantization == "variational":
-            self.dequantizer = VariationalDequantizer(shape)
-        else:
-            raise ValueError(f"dequantization must be 'uniform' or 'variational', got {dequantization!r}")
+        self.dequantizer = dequantizer
 
     @property
     def levels(self) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dgm.flows.actnorm import ActNorm
 from dgm.flows.bijection import Bijection, Compose
-from dgm.flows.dequantization import DequantizedFlow, LogitTransform
+from dgm.flows.dequantization import DequantizedFlow, LogitTransform, make_dequantizer
 from dgm.flows.image_coupling import channel_mask, checkerboard_mask, resnet_coupling
 from dgm.flows.multiscale import MultiScale
 from dgm.flows.transforms import Affine
@@ -57,4 +57,4 @@ class RealNVPMultiScale(DequantizedFlow):
             inner = scale((2 * c, h // 2, w // 2), scales - 1)
             return Compose(*coupling_stack(checkerboard_mask, shape, couplings), MultiScale(squeezed, inner))
 
-        super().__init__(Compose(LogitTransform(alpha), scale(tuple(shape), scales)), dequantization)
+        super().__init__(Compose(LogitTransform(alpha), scale(tuple(shape), scales)), make_dequantizer(dequantization, shape))
