@@ -1,7 +1,21 @@
-"""A normalizing flow as a generative model: a standard normal base pushed through a bijection (lecture 5).
+"""A normalizing flow as a generative model: a standard normal base pushed through a bijection (lectures 5-6).
 
 Density by the change of variables formula, ``log p(x) = log N(f(x); 0, I) + log|det ∂f(x)/∂x|``, and samples by the
-inverse, ``x = f⁻¹(z)`` with ``z ~ N(0, I)``; training minimises the negative log-likelihood (forward KL).
+inverse, ``x = f⁻¹(z)`` with ``z ~ N(0, I)``, whose density comes in the same pass:
+``log q(x) = log N(z; 0, I) − log|det ∂x/∂z|``.
+
+Two objectives (lecture 6; Rezende & Mohamed, 2015, §6.1), chosen by the ``objective`` option:
+
+- ``"forward_kl"``: maximum likelihood on data batches, ``KL(p ‖ q) = E_p[−log q(x)] − H(p)``; needs the
+  normalizing direction ``f`` (cheap for couplings and MAF).
+- ``"reverse_kl"``: fit ``q`` to an unnormalised target ``exp(−U)/Z`` (``target``, an energy of
+  :mod:`dgm.data.energies`) by minimising ``E_q[log q(x) + U(x)] = KL(q ‖ p) − log Z`` over samples ``x = f⁻¹(z)``;
+  needs only the generative direction (cheap for planar, radial, Sylvester and IAF flows). The data batches serve
+  only for their size; ``kl`` adds ``log Z`` and is logged as the KL divergence itself.
+
+A bijection is written once, in whichever direction is natural to it, and used both ways: every bijection
+implements ``forward`` (``x → z``) and ``inverse`` (``z → x``), one of them in closed form and the other possibly
+numerically (:mod:`dgm.flows.planar`); this class calls ``forward`` for densities and ``inverse`` for samples.
 """
 from __future__ import annotations
 
@@ -12,6 +26,9 @@ from torch import Tensor
 
 from dgm.core import GenerativeModel, check_sample_count
 from dgm.flows.bijection import Compose
+
+OBJECTIVES = ("forward_kl", "reverse_kl")
+DIRECTIONS = ("normalizing", "generative")
 
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:
@@ -24,30 +41,66 @@ class FlowModel(GenerativeModel):
 
     A subclass builds its ``bijection`` (data ``x`` → latent ``z``, see :mod:`dgm.flows.bijection`), a
     :class:`Compose` so that :meth:`trajectory` can list its layers, from JSON-able constructor arguments and passes
-    it to ``super().__init__``; the recorded ``config`` must contain ``shape``.
+    it to ``super().__init__`` with ``objective`` and ``target`` (see the module docstring); the recorded ``config``
+    must contain ``shape``.
     """
 
     likelihood = "exact"
 
-    def __init__(self, bijection: Compose):
+    def __init__(self, bijection: Compose, objective: str = "forward_kl", target: str | None = None):
         super().__init__()
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
         self.bijection = bijection
+        self.objective = objective
+        self.target = None
+        if objective == "reverse_kl":
+            from dgm.data.energies import target as energy_target
+            if target is None:
+                raise ValueError("objective='reverse_kl' needs target=, an energy name such as 'U1'")
+            self.target = energy_target(target)
+            if tuple(self.config["shape"]) != (2,):
+                raise ValueError(f"the energies are 2D targets; reverse_kl needs shape (2,), got {self.config['shape']}")
+        elif target is not None:
+            raise ValueError(f"target={target!r} is used only with objective='reverse_kl'")
 
     def log_prob(self, x: Tensor) -> Tensor:
         z, log_abs_det = self.bijection(self.check(x))
         return standard_normal_log_prob(z) + log_abs_det
 
+    def sample_with_log_prob(self, n: int) -> tuple[Tensor, Tensor]:
+        """``n`` samples ``x = f⁻¹(z)`` and their ``log q(x) = log N(z) − log|det ∂x/∂z|``, with gradients."""
+        check_sample_count(n)
+        z = torch.randn(n, *self.config["shape"], device=self.device, dtype=self.dtype)
+        x, log_abs_det = self.bijection.inverse(z)
+        return x, standard_normal_log_prob(z) - log_abs_det
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
-        check_sample_count(n)
-        z = torch.randn(n, *self.config["shape"], device=self.device, dtype=self.dtype)
-        return self.bijection.inverse(z)[0]
+        return self.sample_with_log_prob(n)[0]
+
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        """Forward KL: the mean NLL of the batch. Reverse KL: ``E_q[log q + U]`` over as many samples as the batch
+        holds examples, and the KL estimate ``kl`` that adds ``log Z``."""
+        if self.objective == "forward_kl":
+            return super().loss(x)
+        samples, log_q = self.sample_with_log_prob(len(x))
+        reverse = (log_q + self.target.energy(samples)).mean()
+        return {"loss": reverse, "kl": reverse + self.target.log_normalizer}
 
     def transform(self, x: Tensor) -> Tensor:
         """The latent ``z = f(x)`` of each example; standard normal if the flow fits the data."""
         return self.bijection(self.check(x))[0]
 
-    def trajectory(self, x: Tensor) -> list[Tensor]:
-        """``[x, f_1(x), …, f(x)]``: the points after each layer of the flow, for plots."""
-        return self.bijection.trajectory(self.check(x))
+    def trajectory(self, points: Tensor, direction: str = "normalizing") -> list[Tensor]:
+        """The points after each layer: ``[x, f_1(x), …, f(x)]`` for data ``x`` (``"normalizing"``), or
+        ``[z, …, f⁻¹(z)]`` for latents ``z`` through the inverse layers in reverse order (``"generative"``)."""
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+        points = self.check(points)
+        if direction == "normalizing":
+            return self.bijection.trajectory(points)
+        path = [points]
+        for bijection in reversed(self.bijection.bijections):
+            path.append(bijection.inverse(path[-1])[0])
+        return path
