@@ -202,28 +202,41 @@ def _checked_log_prob(log_prob_fn: Callable[[Tensor], Tensor], points: Tensor) -
 
 
 def density_2d(log_prob_fn: Callable[[Tensor], Tensor], bounds: Bounds, path: str | Path, resolution: int = 200,
-               samples: ArrayLike | None = None, title: str | None = None) -> tuple[Path, float]:
-    """Heat map of ``exp(log_prob_fn)`` over ``bounds`` (see :func:`evaluate_density`), ``samples`` on top.
+               samples: ArrayLike | None = None, title: str | None = None,
+               reference: Callable[[Tensor], Tensor] | None = None) -> tuple[Path, float]:
+    """Heat map of ``exp(log_prob_fn)`` over ``bounds`` (see :func:`evaluate_density`), ``samples`` on top; with
+    ``reference`` (a log-density function, e.g. the target of a reverse-KL fit) its heat map is drawn on the left,
+    on the same colour scale.
 
     Returns the PNG's path and the grid integral of the density (≈ 1 checks normalisation).
     """
     grid = evaluate_density(log_prob_fn, bounds, resolution)
-    return _save(_density_figure(grid, samples, title), path), grid.integral
+    reference_grid = None if reference is None else evaluate_density(reference, bounds, resolution)
+    return _save(_density_figure(grid, samples, title, reference_grid), path), grid.integral
 
 
-def _density_figure(grid: GridDensity, samples: ArrayLike | None = None, title: str | None = None) -> Figure:
-    figure = Figure(figsize=(6, 5), dpi=DPI, layout="constrained")
-    axes = figure.add_subplot()
-    half_x, half_y = (grid.x[1] - grid.x[0]) / 2, (grid.y[1] - grid.y[0]) / 2
-    extent = (grid.x[0] - half_x, grid.x[-1] + half_x, grid.y[0] - half_y, grid.y[-1] + half_y)
-    image = axes.imshow(grid.density, origin="lower", extent=extent, aspect="auto", cmap="viridis")
-    figure.colorbar(image, ax=axes, label=f"density (grid integral {grid.integral:.4f})")
-    if samples is not None:
-        points = _points(samples, "samples")
-        axes.scatter(points[:, 0], points[:, 1], s=1, c="white", alpha=0.5)
-        axes.set_xlim(extent[0], extent[1])
-        axes.set_ylim(extent[2], extent[3])
-    _title(axes, title)
+def _density_figure(grid: GridDensity, samples: ArrayLike | None = None, title: str | None = None,
+                    reference: GridDensity | None = None) -> Figure:
+    panels = [("model", grid)] if reference is None else [("target", reference), ("model", grid)]
+    largest = max(panel.density.max() for _, panel in panels)
+    figure = Figure(figsize=(5 * len(panels) + 1, 5), dpi=DPI, layout="constrained")
+    for axes, (name, panel) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+        half_x, half_y = (panel.x[1] - panel.x[0]) / 2, (panel.y[1] - panel.y[0]) / 2
+        extent = (panel.x[0] - half_x, panel.x[-1] + half_x, panel.y[0] - half_y, panel.y[-1] + half_y)
+        image = axes.imshow(panel.density, origin="lower", extent=extent, aspect="auto", cmap="viridis",
+                            vmin=0.0, vmax=largest)
+        if reference is not None:
+            axes.set_title(f"{name} (grid integral {panel.integral:.4f})")
+        if samples is not None and panel is grid:
+            points = _points(samples, "samples")
+            axes.scatter(points[:, 0], points[:, 1], s=1, c="white", alpha=0.5)
+            axes.set_xlim(extent[0], extent[1])
+            axes.set_ylim(extent[2], extent[3])
+    figure.colorbar(image, ax=figure.axes, label=f"density (grid integral {grid.integral:.4f})")
+    if title and reference is not None:
+        figure.suptitle(title)
+    else:
+        _title(figure.axes[0], title)
     return figure
 
 
@@ -240,6 +253,42 @@ def _latent_figure(z: ArrayLike, labels: ArrayLike | None = None, title: str | N
     axes.set_aspect("equal")
     axes.set_xlabel("$z_1$ (circles: |z| = 1, 2, 3 of N(0, I))")
     axes.set_ylabel("$z_2$")
+    return figure
+
+
+def flow_trajectory(points: Sequence[ArrayLike], path: str | Path, labels: ArrayLike | None = None,
+                    title: str | None = None, max_panels: int = 8) -> Path:
+    """The flow of 2D points through a flow, one panel per step: ``points[k]`` ``(N, 2)`` are the points after
+    ``k`` layers (or at the ``k``-th time of an ODE). Points keep their colour from panel to panel: by ``labels`` if
+    given, else by the angle of their starting position around the starting points' mean. At most ``max_panels``
+    panels, evenly spaced from the first step to the last."""
+    return _save(_trajectory_figure(points, labels, title, max_panels), path)
+
+
+def _trajectory_figure(points: Sequence[ArrayLike], labels: ArrayLike | None = None, title: str | None = None,
+                       max_panels: int = 8) -> Figure:
+    steps = [_points(step, f"points[{k}]") for k, step in enumerate(points)]
+    if len(steps) < 2 or len({len(step) for step in steps}) != 1:
+        raise ValueError("points must hold at least two steps (start and end) with the same number of points each")
+    check_integer(max_panels, "max_panels", 2)
+    shown = np.unique(np.linspace(0, len(steps) - 1, min(max_panels, len(steps))).round().astype(int))
+    if labels is None:
+        centred = steps[0] - steps[0].mean(axis=0)
+        colours, colour_map = np.arctan2(centred[:, 1], centred[:, 0]), "hsv"
+    else:
+        colours, colour_map = _labels(labels, len(steps[0])), "tab10"
+    columns = min(4, len(shown))
+    rows = math.ceil(len(shown) / columns)
+    figure = Figure(figsize=(3.2 * columns, 3.2 * rows + (0.4 if title else 0)), dpi=DPI, layout="constrained")
+    grid = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axes, k in zip(grid, shown):
+        axes.scatter(steps[k][:, 0], steps[k][:, 1], s=1, c=colours, cmap=colour_map)
+        axes.set_title(f"step {k}/{len(steps) - 1}")
+        axes.set_aspect("equal", adjustable="datalim")
+    for unused in grid[len(shown):]:
+        unused.remove()
+    if title:
+        figure.suptitle(title)
     return figure
 
 

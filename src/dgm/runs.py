@@ -102,20 +102,35 @@ def write_pictures(model, data: Data, directory: Path) -> list[Path]:
     samples = model.sample(n, **sample_labels(model, n))
     written = [save_samples_picture(samples, data, directory / "samples.png", title=f"samples of {name}")]
     if data.levels is None and data.shape == (2,) and model.likelihood is not None:
+        target = getattr(model, "target", None)  # the density a reverse-KL fit aims at, drawn beside the model's
         density_plot, _ = plots.density_2d(model.log_prob, _bounds(data), directory / "density.png",
-                                           title=f"density of {name}")
+                                           title=f"density of {name}",
+                                           reference=None if target is None else target.log_prob)
         written.append(density_plot)
     if data.levels is None and data.shape == (2,) and hasattr(model, "transform"):
         latents = model.transform(data.test[:n])
         labels = None if data.test_labels is None else data.test_labels[:len(latents)]
         written.append(plots.latent_scatter(latents, directory / "latent.png", labels=labels,
                                             title=f"latent space of {name}"))
+    if data.levels is None and data.shape == (2,) and hasattr(model, "trajectory"):
+        written.append(_trajectory_picture(model, data, directory / "trajectory.png", title=name))
     if data.levels is not None and data.shape in ((1,), (2,)) and model.likelihood == "exact":
         written.append(_probability_picture(model, data, directory / "probabilities.png", title=name))
     logs = metrics_files(directory)
     if logs:
         written.append(plots.training_curves(logs, directory / "curves.png"))
     return written
+
+
+def _trajectory_picture(model, data: Data, path: Path, title: str, n: int = 2000) -> Path:
+    """The flow of points layer by layer: base samples to data space for a reverse-KL fit (coloured by starting
+    position), otherwise test data to latent space (coloured by label where the data have labels)."""
+    if getattr(model, "target", None) is not None:
+        base = torch.randn(n, *data.shape, device=model.device, dtype=model.dtype)
+        return plots.flow_trajectory(model.trajectory(base, "generative"), path, title=f"{title}: z to x")
+    labels = None if data.test_labels is None else data.test_labels[:n]
+    return plots.flow_trajectory(model.trajectory(data.test[:n].to(model.device)), path, labels=labels,
+                                 title=f"{title}: x to z")
 
 
 def _probability_picture(model, data: Data, path: Path, title: str) -> Path:
