@@ -23,8 +23,18 @@ def test_homework_mask_test(mask_type, centre):
     conv = MaskedConv2d(1, 8, 5, mask_type)
     assert (conv.mask[:, :, 2, 2] == centre).all()
     assert (conv.mask[:, :, :2] == 1).all() and (conv.mask[:, :, 2, :2] == 1).all()
-    assert (conv.mask[:, :, 3:] == 0).all() and (conv.mask[:, :, 2, 3:] == 0).all()
+    assert (conv.mask[:, :, 2, 3:] == 0).all()
+    assert conv.weight.shape == conv.mask.shape == (8, 1, 3, 5)  # the rows below the centre, all masked, are dropped
     assert conv(torch.zeros(2, 1, 7, 9)).shape == (2, 8, 7, 9)
+
+
+def test_masked_convolution_equals_a_full_convolution_with_the_masked_kernel():
+    torch.manual_seed(0)
+    conv = MaskedConv2d(6, 9, 5, "B", image_channels=3)
+    full = torch.zeros(9, 6, 5, 5)
+    full[:, :, :3] = conv.weight * conv.mask
+    x = torch.randn(2, 6, 7, 8)
+    torch.testing.assert_close(conv(x), torch.nn.functional.conv2d(x, full, conv.bias, padding=2))
 
 
 def test_colour_masks_order_r_g_b_at_the_centre():
@@ -45,9 +55,13 @@ def test_mask_and_layer_norm_errors():
 
 
 def test_layer_norm_normalises_each_colour_group():
-    norm = CausalLayerNorm(6, image_channels=3)
-    out = norm(torch.randn(2, 6, 4, 4) * 5 + 3).view(2, 2, 3, 4, 4)
+    norm = CausalLayerNorm(30, image_channels=3)
+    out = norm(torch.randn(2, 30, 4, 4) * 5 + 3).view(2, 10, 3, 4, 4)
     torch.testing.assert_close(out.mean(1), torch.zeros(2, 3, 4, 4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.var(1, unbiased=False), torch.ones(2, 3, 4, 4), atol=1e-3, rtol=0)
+    x = torch.randn(2, 4, 3, 3)
+    torch.testing.assert_close(CausalLayerNorm(4)(x), torch.nn.functional.layer_norm(
+        x.permute(0, 2, 3, 1), (4,)).permute(0, 3, 1, 2))
 
 
 @pytest.mark.parametrize("shape, levels", SPACES)
@@ -95,6 +109,22 @@ def test_sampling_follows_the_data_convention_and_autocomplete_keeps_known_value
     masked = mask_lower_half(images)
     completed = model.autocomplete(masked)
     assert torch.equal(completed[:, :, :1], images[:, :, :1]) and (completed >= 0).all()
+
+
+@pytest.mark.parametrize("shape, levels, layer_norm", [((3, 5, 4), 4, True), ((1, 6, 5), 2, False)])
+def test_cached_sampling_draws_the_naive_samples(shape, levels, layer_norm):
+    model = _pixelcnn(shape, levels, layers=3, kernel_size=5, layer_norm=layer_norm)
+    torch.manual_seed(3)
+    cached = model.sample(5)
+    torch.manual_seed(3)
+    assert torch.equal(cached, model.sample(5, naive=True))
+    images = torch.randint(0, levels, (4, *shape)).double()
+    masked = mask_lower_half(images)
+    masked[1, 0, 0, 2] = -1
+    torch.manual_seed(4)
+    completed = model.autocomplete(masked)
+    torch.manual_seed(4)
+    assert torch.equal(completed, model.autocomplete(masked, naive=True))
 
 
 def test_sampling_matches_the_model_distribution():

@@ -14,6 +14,14 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 
+def region(bias: Tensor | float, rows: slice, columns: slice) -> Tensor | float:
+    """The part of a conditioning term over ``rows`` and ``columns`` of the image: a cut of a feature map's term, the
+    term itself where it is the same at every pixel (a class, a vector, or no condition)."""
+    if isinstance(bias, Tensor) and bias.shape[-2:] != (1, 1):
+        return bias[:, :, rows, columns]
+    return bias
+
+
 def check_condition_shape(condition_shape: Sequence[int] | None, image_shape: tuple[int, ...]) -> tuple | None:
     """``condition_shape`` as a tuple if it is ``(D,)`` or ``(D, H, W)`` with the image's ``H, W``, else raise."""
     if condition_shape is None:

@@ -11,8 +11,10 @@ layer belonging to group ``k mod image_channels`` (interleaved, so that any bloc
 - **Type B** (every later layer): at the centre, group ``g`` sees input groups ``≤ g``.
 
 For a grey or binary image (``image_channels=1``) type A drops the centre and type B keeps it, the homework's mask
-test. The kernel need not be square and its centre need not be its middle: Gated PixelCNN's horizontal stack uses a
-``1 x (k//2 + 1)`` kernel whose centre is its last column (:mod:`dgm.nn.gated`).
+test. The rows of the kernel below the centre are masked entirely, so they are not stored: a ``k x k`` masked
+convolution holds a ``(k//2 + 1) x k`` kernel and costs about half of a full one. The kernel need not be square and
+its centre need not be its middle: Gated PixelCNN's horizontal stack uses a ``1 x (k//2 + 1)`` kernel whose centre is
+its last column (:mod:`dgm.nn.gated`).
 """
 from __future__ import annotations
 
@@ -44,9 +46,10 @@ def causal_mask(in_channels: int, out_channels: int, kernel_size: tuple[int, int
 
 
 class MaskedConv2d(nn.Conv2d):
-    """A convolution whose weight is multiplied by :func:`causal_mask` (a buffer ``mask``), padded so that output
-    ``(i, j)`` sits at the input position of the kernel's ``centre`` (the middle of the kernel by default) and the
-    output has the input's height and width.
+    """A ``kernel_size`` convolution whose weight is multiplied by :func:`causal_mask` (a buffer ``mask``), padded so
+    that output ``(i, j)`` sits at the input position of the kernel's ``centre`` (the middle of the kernel by
+    default) and the output has the input's height and width. The weight and the mask keep only the kernel's rows
+    down to the centre's (the rows below are masked entirely).
 
     ``window(x)`` convolves an input that is already cut or padded to the kernel's reach (no padding added): the
     cached sampler of Gated PixelCNN evaluates one position with it.
@@ -55,14 +58,15 @@ class MaskedConv2d(nn.Conv2d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], mask_type: MaskType,
                  image_channels: int = 1, centre: tuple[int, int] | None = None, bias: bool = True):
         kernel = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
-        super().__init__(in_channels, out_channels, kernel, bias=bias)
-        check_integer(image_channels, "image_channels", 1)
         centre = (kernel[0] // 2, kernel[1] // 2) if centre is None else tuple(centre)
         if not (0 <= centre[0] < kernel[0] and 0 <= centre[1] < kernel[1]):
             raise ValueError(f"the centre {centre} must lie inside the kernel {kernel}")
+        stored = (centre[0] + 1, kernel[1])
+        super().__init__(in_channels, out_channels, stored, bias=bias)
+        check_integer(image_channels, "image_channels", 1)
         self.mask_type, self.centre = mask_type, centre
-        self.padding_sides = (centre[1], kernel[1] - 1 - centre[1], centre[0], kernel[0] - 1 - centre[0])
-        self.register_buffer("mask", causal_mask(in_channels, out_channels, kernel, centre, mask_type,
+        self.padding_sides = (centre[1], kernel[1] - 1 - centre[1], centre[0], 0)
+        self.register_buffer("mask", causal_mask(in_channels, out_channels, stored, centre, mask_type,
                                                  image_channels))
 
     def window(self, x: Tensor) -> Tensor:
@@ -87,10 +91,11 @@ class CausalLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: Tensor) -> Tensor:
-        n, channels, *positions = x.shape
-        grouped = x.view(n, channels // self.image_channels, self.image_channels, *positions)
-        mean = grouped.mean(dim=1, keepdim=True)
-        variance = grouped.var(dim=1, unbiased=False, keepdim=True)
-        normalised = ((grouped - mean) * torch.rsqrt(variance + self.eps)).view_as(x)
-        shape = (1, channels) + (1,) * len(positions)
-        return normalised * self.weight.view(shape) + self.bias.view(shape)
+        """``x`` ``(N, channels, H, W)``: channel ``k`` is member ``k // image_channels`` of group
+        ``k mod image_channels``; each group is normalised over its members."""
+        n, channels, height, width = x.shape
+        groups = self.image_channels
+        members = x.permute(0, 2, 3, 1).reshape(n, height, width, channels // groups, groups).transpose(-1, -2)
+        normalised = F.layer_norm(members, (channels // groups,), eps=self.eps)
+        normalised = normalised.transpose(-1, -2).reshape(n, height, width, channels).permute(0, 3, 1, 2)
+        return normalised * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)

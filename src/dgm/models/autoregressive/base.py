@@ -30,9 +30,14 @@ the default :class:`CategoricalPixels`. Any object with
   distribution models the channels of a pixel jointly (one pass per pixel; e.g. the discretized logistic mixture
   of PixelCNN++, :mod:`dgm.nn.logistic_mixture`)
 
-serves. A subclass may override :meth:`generate` with a faster sampler that draws the same values with the same
-calls to the random generator (Gated PixelCNN caches its layers, Ramachandran et al., 2017); :meth:`generate_naive`
-stays the reference (``naive=True`` in ``sample`` and ``autocomplete``).
+serves.
+
+**Cached sampling** (Ramachandran, Le Paine, Khorrami, Babaeizadeh, Chang, Zhang, Hasegawa-Johnson, Campbell &
+Huang, 2017). The naive sampler (:meth:`generate_naive`, also ``naive=True`` in ``sample`` and ``autocomplete``) runs
+the whole network on the whole image for every position. A subclass whose layers can be evaluated one position at a
+time overrides :meth:`new_cache` to return a :class:`LayerCache`, which keeps every layer's inputs at the positions
+already generated; :meth:`generate` then costs a few small convolutions per position and makes the same draws, in
+the same order, with the same calls to the random generator, so both samplers give the same images for one seed.
 
 **Conditioning.** ``n_classes`` makes the model class-conditional (``labels=`` in ``loss``, ``log_prob``,
 ``sample``; the trainer passes the data set's labels); ``condition_shape`` ``(D,)`` or ``(D, H, W)`` lets a caller
@@ -83,6 +88,31 @@ class CategoricalPixels:
         cdf = F.softmax(self.logits(params), dim=1).cumsum(dim=1)
         u = torch.rand_like(cdf[:, :1])
         return (cdf < u).sum(dim=1).clamp(max=self.levels - 1).to(params.dtype)
+
+
+class LayerCache:
+    """The per-layer state of a cached sampler for a batch of images being generated (see the module docstring).
+
+    :meth:`AutoregressiveImageModel.generate_cached` calls ``start_row(i, x)`` before row ``i``, then for each pixel
+    ``(i, j)`` that it visits ``pixel(i, j, x)`` (the parameters ``(N, P)`` at the pixel, computed from the cached
+    inputs and ``x``'s current values at the pixel, storing the layers' outputs there) once per sampling step, or once
+    for a pixel with nothing to draw, and ``store(i, j, x)`` after the pixel is complete, to put its final value in
+    the cached input (the layers' outputs at a pixel never see the value drawn last: no recomputation is needed).
+    ``full_rows`` says whether
+    every pixel of a row must be visited (its features feed the next rows) or only the pixels up to the row's last
+    one with a missing entry.
+    """
+
+    full_rows: bool = True
+
+    def start_row(self, i: int, x: Tensor) -> None:
+        pass
+
+    def pixel(self, i: int, j: int, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def store(self, i: int, j: int, x: Tensor) -> None:
+        raise NotImplementedError
 
 
 class AutoregressiveImageModel(GenerativeModel):
@@ -173,11 +203,34 @@ class AutoregressiveImageModel(GenerativeModel):
         generate = self.generate_naive if naive else self.generate
         return generate(known.to(self.device), missing.to(self.device), labels, condition, progress)
 
+    def new_cache(self, x: Tensor, labels: Tensor | None, condition: Tensor | None) -> LayerCache | None:
+        """A :class:`LayerCache` for generating ``x``, or ``None`` (the default) where the model has none."""
+        return None
+
     def generate(self, x: Tensor, missing: Tensor, labels: Tensor | None, condition: Tensor | None,
                  progress: bool) -> Tensor:
-        """Fill the ``missing`` entries of ``x`` in place and return it; subclasses may override it with a faster
-        sampler that makes the same draws."""
-        return self.generate_naive(x, missing, labels, condition, progress)
+        """Fill the ``missing`` entries of ``x`` in place and return it: cached where the model has a cache, else
+        naively."""
+        cache = self.new_cache(x, labels, condition)
+        if cache is None:
+            return self.generate_naive(x, missing, labels, condition, progress)
+        return self.generate_cached(x, missing, cache, progress)
+
+    def generate_cached(self, x: Tensor, missing: Tensor, cache: LayerCache, progress: bool) -> Tensor:
+        """Fill the ``missing`` entries of ``x`` in place, one cached evaluation per position and step."""
+        steps = {(i, j): pixel_steps for i, j, pixel_steps in self.generation_order(missing)}
+        last_row = max((i for i, _ in steps), default=-1)
+        width = self.shape[2]
+        for i in tqdm(range(last_row + 1), desc=f"{self.model_name} sampling", disable=not progress):
+            cache.start_row(i, x)
+            last_column = max((j for row, j in steps if row == i), default=-1)
+            for j in range(width if cache.full_rows and i < last_row else last_column + 1):
+                if (i, j) not in steps:  # a known pixel: the pixels after it need its features
+                    cache.pixel(i, j, x)
+                for channels in steps.get((i, j), []):
+                    self.fill(x, missing, i, j, channels, self.output.sample(cache.pixel(i, j, x)))
+                cache.store(i, j, x)
+        return x
 
     def generate_naive(self, x: Tensor, missing: Tensor, labels: Tensor | None, condition: Tensor | None,
                        progress: bool) -> Tensor:
