@@ -1,0 +1,119 @@
+"""The Fréchet distance between two Gaussians, and the streaming mean and covariance it is computed from.
+
+For ``N(μ₁, Σ₁)`` and ``N(μ₂, Σ₂)`` (Dowson & Landau, 1982; FID of Heusel et al., 2017, eq. 6):
+
+    d² = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁ Σ₂)^{1/2}.
+
+``Σ₁Σ₂`` is similar to the symmetric positive semi-definite matrix ``Aᵀ Σ₂ A`` for any factor ``Σ₁ = A Aᵀ``, so
+``tr (Σ₁Σ₂)^{1/2} = Σᵢ √λᵢ(Aᵀ Σ₂ A)``. We take ``A`` from a Cholesky factorisation (cheap) and fall back to the
+symmetric square root from ``eigh`` when ``Σ₁`` is singular (fewer samples than dimensions): both are exact, real and
+never produce the complex square roots of ``scipy.linalg.sqrtm`` on rank-deficient covariances. All in float64.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from dgm.checkpoint import atomic_write
+
+FLOAT = torch.float64
+
+
+def _symmetric_factor(sigma: Tensor) -> Tensor:
+    """A matrix ``A`` with ``A Aᵀ = Σ``: the Cholesky factor, or ``Σ^{1/2}`` when Σ is not positive definite."""
+    factor, info = torch.linalg.cholesky_ex(sigma)
+    if info.item() == 0:
+        return factor
+    eigenvalues, eigenvectors = torch.linalg.eigh(sigma)
+    return eigenvectors * eigenvalues.clamp(min=0).sqrt()
+
+
+def trace_sqrt_product(sigma1: Tensor, sigma2: Tensor) -> Tensor:
+    """``tr (Σ₁ Σ₂)^{1/2}`` of two symmetric positive semi-definite matrices."""
+    factor = _symmetric_factor(sigma1)
+    inner = factor.T @ sigma2 @ factor
+    eigenvalues = torch.linalg.eigvalsh((inner + inner.T) / 2)
+    return eigenvalues.clamp(min=0).sqrt().sum()
+
+
+def _as_float64(value, name: str, dims: int) -> Tensor:
+    tensor = torch.as_tensor(value, dtype=FLOAT)
+    if tensor.dim() != dims:
+        raise ValueError(f"{name} must be a {'vector' if dims == 1 else 'square matrix'}, "
+                         f"got shape {tuple(tensor.shape)}")
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return tensor
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """The squared Fréchet distance ``d²`` above between ``N(mu1, sigma1)`` and ``N(mu2, sigma2)`` (tensors or
+    arrays; computed in float64)."""
+    mu1, mu2 = _as_float64(mu1, "mu1", 1), _as_float64(mu2, "mu2", 1)
+    sigma1, sigma2 = _as_float64(sigma1, "sigma1", 2), _as_float64(sigma2, "sigma2", 2)
+    d = len(mu1)
+    if mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
+        raise ValueError(f"means and covariances must have shapes (D,) and (D, D) with one D, got "
+                         f"{tuple(mu1.shape)}, {tuple(sigma1.shape)}, {tuple(mu2.shape)}, {tuple(sigma2.shape)}")
+    distance = ((mu1 - mu2) ** 2).sum() + sigma1.trace() + sigma2.trace() - 2 * trace_sqrt_product(sigma1, sigma2)
+    return distance.clamp(min=0).item()
+
+
+class GaussianStatistics:
+    """Mean and covariance of a stream of feature vectors, updated batch by batch.
+
+    Batches are merged with the pairwise update of Chan, Golub & LeVeque (1979): the centred sums of squares of
+    two parts combine exactly as ``M = M_a + M_b + δ δᵀ n_a n_b / n`` with ``δ = mean_b − mean_a``, which keeps
+    float64 accuracy whatever the offset of the features. The covariance is the unbiased one (``np.cov``).
+    """
+
+    def __init__(self, dim: int):
+        self.dim = dim
+        self.count = 0
+        self.mean = torch.zeros(dim, dtype=FLOAT)
+        self.squares = torch.zeros(dim, dim, dtype=FLOAT)  # Σ (x − mean)(x − mean)ᵀ
+
+    def update(self, features: Tensor) -> "GaussianStatistics":
+        if features.dim() != 2 or features.shape[1] != self.dim:
+            raise ValueError(f"features must have shape (N, {self.dim}), got {tuple(features.shape)}")
+        if len(features) == 0:
+            return self
+        batch = features.detach().to("cpu", FLOAT)
+        batch_mean = batch.mean(0)
+        centred = batch - batch_mean
+        n_a, n_b = self.count, len(batch)
+        delta = batch_mean - self.mean
+        self.count = n_a + n_b
+        self.mean = self.mean + delta * (n_b / self.count)
+        self.squares += centred.T @ centred + torch.outer(delta, delta) * (n_a * n_b / self.count)
+        return self
+
+    @property
+    def covariance(self) -> Tensor:
+        if self.count < 2:
+            raise ValueError(f"a covariance needs at least 2 feature vectors, got {self.count}")
+        return self.squares / (self.count - 1)
+
+    def distance(self, other: "GaussianStatistics") -> float:
+        """The Fréchet distance between the Gaussians fitted to this stream and ``other``."""
+        return frechet_distance(self.mean, self.covariance, other.mean, other.covariance)
+
+    def save(self, path) -> None:
+        from safetensors.torch import save_file
+        tensors = {"mean": self.mean.contiguous(), "squares": self.squares.contiguous(),
+                   "count": torch.tensor(self.count)}
+        atomic_write(path, lambda temporary: save_file(tensors, temporary))
+
+    @classmethod
+    def load(cls, path) -> "GaussianStatistics":
+        from dgm.checkpoint import read_weights
+        tensors = read_weights(path)
+        statistics = cls(len(tensors["mean"]))
+        statistics.mean, statistics.squares = tensors["mean"], tensors["squares"]
+        statistics.count = int(tensors["count"])
+        return statistics
+
+
+def fit_gaussian(features: Tensor) -> GaussianStatistics:
+    """Mean and covariance of ``(N, D)`` features."""
+    return GaussianStatistics(features.shape[-1]).update(features)
