@@ -24,7 +24,7 @@ def test_probabilities_of_every_sequence_sum_to_one():
 
 
 def test_conditional_probabilities_of_every_sequence_sum_to_one_for_each_label():
-    model = tiny_wavenet(shape=(3,), classes=2)
+    model = tiny_wavenet(shape=(3,), n_classes=2)
     sequences = torch.tensor(list(itertools.product(range(4), repeat=3)), dtype=torch.float64)
     for label in (0, 1):
         log_p = model.log_prob(sequences, labels=torch.full((64,), label))
@@ -47,7 +47,7 @@ def test_a_step_sees_exactly_its_receptive_field():
 
 
 def test_cached_sampling_equals_naive_sampling():
-    model = tiny_wavenet(shape=(1, 50), levels=16, layers=3, stacks=2, kernel_size=3, classes=3).float()
+    model = tiny_wavenet(shape=(1, 50), levels=16, layers=3, stacks=2, kernel_size=3, n_classes=3).float()
     labels = torch.tensor([0, 1, 2, 1])
     torch.manual_seed(5)
     cached = model.sample(4, labels=labels)
@@ -64,7 +64,7 @@ def test_loss_and_errors():
     with pytest.raises(ValueError, match="unconditional"):
         model.log_prob(x, labels=torch.tensor([0]))
     with pytest.raises(ValueError, match="pass labels"):
-        tiny_wavenet(classes=2).log_prob(x)
+        tiny_wavenet(n_classes=2).log_prob(x)
     with pytest.raises(ValueError, match="sequences of shape"):
         dgm.create("wavenet", shape=(2, 8), levels=4)
     with pytest.raises(ValueError, match="0..3"):

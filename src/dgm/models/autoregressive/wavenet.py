@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from dgm.core import GenerativeModel, check_integer, check_sample_count
+from dgm.core import GenerativeModel, check_integer, check_labels, check_sample_count
 from dgm.nn.causal import CausalConv1d, shift_right
 from dgm.registry import register_model
 
@@ -65,26 +65,27 @@ class GatedResidualUnit(nn.Module):
 class WaveNet(GenerativeModel):
     """WaveNet over sequences of shape ``(T,)`` or ``(1, T)`` holding integers ``0..levels-1``.
 
-    ``classes`` (optional) enables global conditioning on a label ``0..classes-1``: pass ``labels`` to
-    ``log_prob``/``loss``/``sample``; ``sample`` draws labels uniformly when none are given.
+    ``n_classes`` (optional) enables global conditioning on a label ``0..n_classes-1``: pass ``labels`` to
+    ``log_prob``/``loss``/``sample`` (the trainer passes the data set's labels); ``sample`` draws labels uniformly
+    when none are given.
     """
 
     likelihood = "exact"
 
     def __init__(self, shape: Sequence[int], levels: int = 256, channels: int = 32, skip_channels: int = 64,
-                 kernel_size: int = 2, layers: int = 7, stacks: int = 2, classes: int | None = None):
+                 kernel_size: int = 2, layers: int = 7, stacks: int = 2, n_classes: int | None = None):
         super().__init__()
         self.shape = tuple(int(size) for size in shape)
         if len(self.shape) not in (1, 2) or (len(self.shape) == 2 and self.shape[0] != 1) or min(self.shape) < 1:
             raise ValueError(f"WaveNet models sequences of shape (T,) or (1, T), got {tuple(shape)}")
         self.length = self.shape[-1]
         self.levels = check_integer(levels, "levels", 2)
-        self.classes = None if classes is None else check_integer(classes, "classes", 1)
+        self.n_classes = None if n_classes is None else check_integer(n_classes, "n_classes", 1)
         check_integer(stacks, "stacks", 1)
         check_integer(layers, "layers", 1)
         self.input = CausalConv1d(levels, channels, kernel_size=2)
         self.units = nn.ModuleList(
-            GatedResidualUnit(channels, skip_channels, kernel_size, 2 ** i, classes)
+            GatedResidualUnit(channels, skip_channels, kernel_size, 2 ** i, n_classes)
             for _ in range(stacks) for i in range(layers))
         self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 1), nn.ReLU(),
                                   nn.Conv1d(skip_channels, levels, 1))
@@ -95,18 +96,15 @@ class WaveNet(GenerativeModel):
         return 1 + self.input.history + sum(unit.dilated.history for unit in self.units)
 
     def _labels(self, labels: Tensor | None, n: int, draw: bool = False) -> Tensor | None:
-        if self.classes is None:
+        if self.n_classes is None:
             if labels is not None:
-                raise ValueError("this WaveNet is unconditional (classes=None) and takes no labels")
+                raise ValueError("this WaveNet is unconditional (n_classes=None) and takes no labels")
             return None
         if labels is None:
             if not draw:
-                raise ValueError(f"this WaveNet is conditioned on {self.classes} classes: pass labels")
-            return torch.randint(0, self.classes, (n,), device=self.device)
-        labels = torch.as_tensor(labels, device=self.device).long()
-        if labels.shape != (n,) or labels.min() < 0 or labels.max() >= self.classes:
-            raise ValueError(f"labels must be {n} integers in 0..{self.classes - 1}, got shape {tuple(labels.shape)}")
-        return labels
+                raise ValueError(f"this WaveNet is conditioned on {self.n_classes} classes: pass labels")
+            return torch.randint(0, self.n_classes, (n,), device=self.device)
+        return check_labels(labels, n, self.n_classes).to(self.device)
 
     def _one_hot(self, x: Tensor) -> Tensor:
         """``(N, T)`` integers → ``(N, levels, T)`` one-hot codes in the model's dtype."""
