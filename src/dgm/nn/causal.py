@@ -13,8 +13,10 @@ Images are ordered in raster order (row by row, left to right); sequences in tim
   ``[a, b] = conv(dropout(concat_elu(conv(concat_elu(x)) + nin(concat_elu(aux)))))``; ``aux`` carries the other
   stream or the shortcut from the downsampling pass.
 - **Causal attention over raster order** (PixelSNAIL, Chen et al., 2018, §3): position ``i`` attends to positions
-  ``j < i`` only. The mask is strict because PixelSNAIL's keys and values see the input pixel at their own position;
-  the first position has nothing to attend to and receives zeros.
+  ``j < i`` only. The mask is strict because PixelSNAIL's keys and values see the input pixel at their own position.
+  A null slot (key 0, value 0) precedes the keys, so the first position, which has nothing to attend to, receives
+  zeros, and any query may put weight on "nothing"; the strict mask is then an ordinary causal mask over the slots,
+  which PyTorch's fused ``scaled_dot_product_attention`` applies without forming the ``L x L`` matrix.
 - **Causal dilated 1D convolution** (WaveNet, van den Oord et al., 2016, §2.1): ``(k - 1)·d`` zeros on the left, so
   output ``t`` sees inputs ``t - (k-1)d, …, t - d, t``; :meth:`CausalConv1d.step` computes the output at the last
   position of a window of ``(k - 1)·d + 1`` inputs, the unit of cached (incremental) generation.
@@ -142,12 +144,11 @@ class CausalAttention(nn.Module):
         keys = self._heads(self.key(key_input.flatten(2).transpose(1, 2)))
         values = self._heads(self.value(key_input.flatten(2).transpose(1, 2)))
         length = queries.shape[2]
-        earlier = torch.ones(length, length, dtype=torch.bool, device=query_input.device).tril(-1)
-        scores = queries @ keys.transpose(-1, -2) / keys.shape[-1] ** 0.5
-        scores = scores.masked_fill(~earlier, torch.finfo(scores.dtype).min)
-        weights = torch.softmax(scores, dim=-1) * earlier  # the first position attends to nothing: zeros
-        attended = (weights @ values).transpose(1, 2).reshape(n, length, -1)
-        return attended.transpose(1, 2).reshape(n, -1, *positions)
+        # key and value j move to slot j + 1 behind a null slot (key 0, value 0): a causal mask over the slots lets
+        # query i see the null slot and keys j < i, and the fused kernel of PyTorch applies that mask
+        keys, values = shift_right(keys.transpose(2, 3)).transpose(2, 3), shift_right(values.transpose(2, 3))
+        attended = F.scaled_dot_product_attention(queries, keys, values.transpose(2, 3), is_causal=True)
+        return attended.transpose(1, 2).reshape(n, length, -1).transpose(1, 2).reshape(n, -1, *positions)
 
     def _heads(self, x: Tensor) -> Tensor:
         """``(N, L, D)`` → ``(N, heads, L, D/heads)``."""
