@@ -1,0 +1,94 @@
+"""PixelSNAIL (Chen, Mishra, Rohaninejad & Abbeel, 2018): causal convolutions interleaved with causal self-attention.
+
+Convolutions see a bounded neighbourhood; attention lets every pixel read *any* earlier pixel at once (§3, Fig. 3).
+The network, as in the paper's Figure 4:
+
+- the input, with a *background* of two channels holding each pixel's row and column (positions in ``[-½, ½]``),
+  enters the shifted first layer of PixelCNN++ (the pixel never sees itself);
+- each of ``blocks`` blocks applies ``residual_blocks`` gated residual blocks with down-right-shifted 2x2
+  convolutions (:class:`dgm.nn.causal.GatedResidualBlock`), then causal attention
+  (:class:`dgm.nn.causal.CausalAttention`) whose keys and values come from ``[features, input, background]`` and
+  whose queries from ``[features, background]``, each first passed through a 1x1 gated residual block; a 1x1 gated
+  residual block merges the attention's result back into the features;
+- a 1x1 convolution of the ELU of the features gives each pixel's output distribution (the output rule of
+  PixelCNN++, :func:`dgm.models.autoregressive.pixelcnnpp.pixel_output`).
+
+Because the keys and values include the input pixel at their own position, the attention mask is **strict**: pixel
+``i`` attends to pixels ``j < i`` in raster order, never to itself.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dgm.core import check_integer
+from dgm.models.autoregressive.base import AutoregressiveImageModel
+from dgm.models.autoregressive.pixelcnnpp import FirstLayer, Output, pixel_output
+from dgm.nn.causal import CausalAttention, GatedResidualBlock
+from dgm.registry import register_model
+
+BACKGROUND_CHANNELS = 2
+
+
+def background(height: int, width: int) -> Tensor:
+    """``(2, H, W)``: the row and the column of every pixel, each scaled to ``[-½, ½]``."""
+    rows = (torch.arange(height) / max(height - 1, 1) - 0.5).view(height, 1).expand(height, width)
+    columns = (torch.arange(width) / max(width - 1, 1) - 0.5).view(1, width).expand(height, width)
+    return torch.stack([rows, columns])
+
+
+class AttentionBlock(nn.Module):
+    """Residual blocks, then causal attention over raster order merged into the features (PixelSNAIL Fig. 4)."""
+
+    def __init__(self, filters: int, input_channels: int, residual_blocks: int, key_dim: int, value_channels: int,
+                 heads: int, dropout: float):
+        super().__init__()
+        self.residual = nn.ModuleList(GatedResidualBlock(filters, "down_right", dropout=dropout)
+                                      for _ in range(residual_blocks))
+        key_channels = filters + input_channels + BACKGROUND_CHANNELS
+        self.keys = GatedResidualBlock(key_channels, "pointwise", dropout=dropout)
+        self.queries = GatedResidualBlock(filters + BACKGROUND_CHANNELS, "pointwise", dropout=dropout)
+        self.attention = CausalAttention(filters + BACKGROUND_CHANNELS, key_channels, key_dim, value_channels, heads)
+        self.merge = GatedResidualBlock(filters, "pointwise", aux_channels=value_channels, dropout=dropout)
+
+    def forward(self, h: Tensor, x: Tensor, positions: Tensor) -> Tensor:
+        for block in self.residual:
+            h = block(h)
+        keys = self.keys(torch.cat([h, x, positions], dim=1))
+        queries = self.queries(torch.cat([h, positions], dim=1))
+        return self.merge(h, self.attention(queries, keys))
+
+
+@register_model("pixelsnail", "PixelSNAIL: gated residual causal convolutions with causal self-attention")
+class PixelSNAIL(AutoregressiveImageModel):
+    """``blocks`` attention blocks of ``residual_blocks`` gated residual blocks with ``filters`` channels; attention
+    with ``heads`` heads, keys of ``key_dim`` and values of ``value_channels`` dimensions; ``components`` logistics
+    in the mixture; ``dropout`` in every block. The defaults train on a laptop's CPU (the paper, CIFAR-10: 256
+    filters, 12 blocks of 4 residual blocks, 16-dimensional keys, 128-dimensional values, 10 components)."""
+
+    def __init__(self, shape: Sequence[int], levels: int = 256, filters: int = 32, blocks: int = 2,
+                 residual_blocks: int = 2, key_dim: int = 16, value_channels: int = 32, heads: int = 1,
+                 components: int = 5, dropout: float = 0.0, output: Output | None = None):
+        super().__init__(shape, levels, output=pixel_output(shape[0], levels, output, components))
+        check_integer(filters, "filters", 1)
+        check_integer(blocks, "blocks", 1)
+        check_integer(residual_blocks, "residual_blocks", 0)
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        input_channels = self.channels + BACKGROUND_CHANNELS
+        self.register_buffer("positions", background(*self.shape[1:]), persistent=False)
+        self.first = FirstLayer(input_channels, filters)
+        self.blocks = nn.ModuleList(AttentionBlock(filters, input_channels, residual_blocks, key_dim, value_channels,
+                                                   heads, dropout) for _ in range(blocks))
+        self.head = nn.Conv2d(filters, self.output.param_channels, 1)
+
+    def network(self, x: Tensor, labels: Tensor | None, condition: Tensor | None) -> Tensor:
+        positions = self.positions.to(x.dtype).expand(len(x), -1, -1, -1)
+        inputs = torch.cat([x, positions], dim=1)
+        _, h = self.first(inputs)
+        for block in self.blocks:
+            h = block(h, inputs, positions)
+        return self.head(F.elu(h))
