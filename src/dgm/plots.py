@@ -360,6 +360,42 @@ def _probability_table(table: ArrayLike, shape: tuple[int, ...] | None, name: st
     return array
 
 
+# -- sequences --------------------------------------------------------------------------------------------------------
+def sequences(samples: ArrayLike, path: str | Path, reference: ArrayLike | None = None, count: int = 4,
+              title: str | None = None) -> Path:
+    """The first ``count`` sequences ``(N, T)`` or ``(N, 1, T)`` as lines, one panel each: ``samples`` in the right
+    column and, if given, ``reference`` sequences (the data) in the left one (WaveNet's real versus sampled
+    waveforms)."""
+    return _save(_sequences_figure(samples, reference, count, title), path)
+
+
+def _sequences_figure(samples: ArrayLike, reference: ArrayLike | None = None, count: int = 4,
+                      title: str | None = None) -> Figure:
+    check_integer(count, "count", 1)
+    columns = [("data", _sequence_rows(reference, "reference", count))] if reference is not None else []
+    columns.append(("samples", _sequence_rows(samples, "samples", count)))
+    rows = max(len(lines) for _, lines in columns)
+    figure = Figure(figsize=(5 * len(columns), 1.4 * rows + 0.6), dpi=DPI, layout="constrained")
+    grid = figure.subplots(rows, len(columns), sharex=True, sharey=True, squeeze=False)
+    for column, (name, lines) in enumerate(columns):
+        grid[0, column].set_title(name)
+        for row, line in enumerate(lines):
+            grid[row, column].plot(np.arange(len(line)), line, linewidth=0.8, color=f"C{column}")
+        grid[-1, column].set_xlabel("step")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def _sequence_rows(values: ArrayLike, name: str, count: int) -> np.ndarray:
+    array = _as_array(values, name)
+    if array.ndim == 3 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 2 or len(array) == 0:
+        raise ValueError(f"{name} must have shape (N, T) or (N, 1, T) with N >= 1, got {array.shape}")
+    return array[:count]
+
+
 # -- training curves --------------------------------------------------------------------------------------------------
 def read_metrics_csv(metrics_csv: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each logged column of a Lightning ``CSVLogger`` file → ``(steps, values)`` over the rows that hold it.

@@ -12,7 +12,7 @@ from dgm.metrics.likelihood import log_likelihoods, nll_summary
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
-N_PICTURE_SAMPLES = {"image": 64, "vector": 4000}
+N_PICTURE_SAMPLES = {"image": 64, "vector": 4000, "sequence": 4}
 
 
 def metrics_files(directory: str | Path) -> list[Path]:
@@ -69,10 +69,12 @@ def discrete_table(model, levels: int, dims: int) -> torch.Tensor:
 
 
 def save_samples_picture(samples: torch.Tensor, data: Data, path: str | Path, title: str | None = None) -> Path:
-    """The picture that suits samples of ``data``: an image grid, a scatter over the test data, or the frequency
-    of each value (a histogram for 1D tables, a heat map for 2D tables)."""
+    """The picture that suits samples of ``data``: an image grid, a scatter over the test data, sequences beside
+    test sequences, or the frequency of each value (a histogram for 1D tables, a heat map for 2D tables)."""
     if data.is_image:
         return plots.save_image_grid(samples, data.levels, path, title=title)
+    if is_sequence(data):
+        return plots.sequences(samples, path, reference=data.test, count=len(samples), title=title)
     if data.levels is None and data.shape == (2,):
         return plots.scatter_2d(samples, path, reference=data.test[:len(samples)], title=title)
     if data.levels is not None and data.shape == (1,):
@@ -82,6 +84,11 @@ def save_samples_picture(samples: torch.Tensor, data: Data, path: str | Path, ti
         frequencies = torch.bincount(cells, minlength=data.levels ** 2).double() / len(samples)
         return plots.heatmap_2d_discrete(frequencies.view(data.levels, data.levels), path, title=title)
     raise ValueError(f"no picture for data of shape {data.shape}; write the samples to a .npz file instead")
+
+
+def is_sequence(data: Data) -> bool:
+    """Whether examples are one-channel sequences ``(1, T)`` (audio-like data, e.g. for WaveNet)."""
+    return len(data.shape) == 2 and data.shape[0] == 1
 
 
 def sample_labels(model, n: int) -> dict:
@@ -98,7 +105,7 @@ def write_pictures(model, data: Data, directory: Path) -> list[Path]:
     truth; and ``curves.png``, the training curves."""
     directory = Path(directory)
     name = f"{model.model_name} on {data.name}"
-    n = N_PICTURE_SAMPLES["image" if data.is_image else "vector"]
+    n = N_PICTURE_SAMPLES["image" if data.is_image else "sequence" if is_sequence(data) else "vector"]
     samples = model.sample(n, **sample_labels(model, n))
     written = [save_samples_picture(samples, data, directory / "samples.png", title=f"samples of {name}")]
     if data.levels is None and data.shape == (2,) and model.likelihood is not None:
