@@ -115,29 +115,24 @@ class RationalQuadraticSpline(ElementwiseTransform):
         return f"bins={self.bins}, bound={self.bound}"
 
     def _knots(self, raw: Tensor) -> Tensor:
-        """Knot positions ``-B = k_0 < … < k_K = B`` (last axis) from unnormalised bin sizes ``(…, K)``."""
+        """Knot positions ``-B = k_0 < … < k_K = B`` (last axis) from unnormalised bin sizes ``(…, K)``; the ends
+        are set exactly, not summed, so that the spline meets its tails without a gap."""
         sizes = self.min_bin + (1 - self.min_bin * self.bins) * torch.softmax(raw, dim=-1)
-        knots = F.pad(torch.cumsum(sizes, dim=-1), (1, 0))
-        knots = 2 * self.bound * knots - self.bound
-        return torch.cat([knots[..., :1].clamp(max=-self.bound), knots[..., 1:-1],
-                          knots[..., -1:].clamp(min=self.bound)], dim=-1)
+        inner = torch.cumsum(sizes[..., :-1], dim=-1)
+        return F.pad(F.pad(2 * self.bound * inner - self.bound, (1, 0), value=-self.bound), (0, 1), value=self.bound)
 
     def _spline(self, params: Tensor, values: Tensor, inverse: bool) -> tuple[Tensor, ...]:
         """The knots and derivatives of the bin that holds each of ``values`` (in x for forward, y for inverse)."""
-        params = params.movedim(1, -1)
-        x_knots = self._knots(params[..., :self.bins])
-        y_knots = self._knots(params[..., self.bins:2 * self.bins])
+        params = params.movedim(1, -1).contiguous()
+        knots = self._knots(params[..., :2 * self.bins].unflatten(-1, (2, self.bins)))
         derivatives = self.min_derivative + F.softplus(params[..., 2 * self.bins:] + self.derivative_shift)
-        derivatives = F.pad(derivatives, (1, 1), value=1.0)
-        search = y_knots if inverse else x_knots
-        bin_index = torch.searchsorted(search[..., 1:-1].contiguous(), values[..., None].contiguous(), right=True)
-
-        def at(table: Tensor, offset: int = 0) -> Tensor:
-            return table.gather(-1, bin_index + offset)[..., 0]
-
-        x_low, y_low = at(x_knots), at(y_knots)
-        width, height = at(x_knots, 1) - x_low, at(y_knots, 1) - y_low
-        return x_low, y_low, width, height, at(derivatives), at(derivatives, 1)
+        table = torch.cat([knots, F.pad(derivatives, (1, 1), value=1.0).unsqueeze(-2)], dim=-2)  # (…, 3, K + 1)
+        search = knots[..., 1, 1:-1] if inverse else knots[..., 0, 1:-1]
+        bin_index = torch.searchsorted(search.contiguous(), values[..., None].contiguous(), right=True)
+        ends = torch.cat([bin_index, bin_index + 1], dim=-1)[..., None, :].expand(*table.shape[:-1], 2)
+        at_ends = table.gather(-1, ends)  # (…, 3, 2): rows x, y and derivative, columns the bin's two ends
+        (x_low, x_high), (y_low, y_high), (d_low, d_high) = (row.unbind(-1) for row in at_ends.unbind(-2))
+        return x_low, y_low, x_high - x_low, y_high - y_low, d_low, d_high
 
     @staticmethod
     def _log_derivative(xi: Tensor, slope: Tensor, d_low: Tensor, d_high: Tensor) -> Tensor:
