@@ -95,3 +95,16 @@ def test_mu_law_round_trip_and_data():
 def test_mnist1d_data():
     data = load("mnist1d")
     assert data.shape == (1, 40) and len(data.train) == 4000 and len(data.test) == 1000 and data.levels == 256
+
+
+def test_sequence_runs_get_a_picture_of_data_beside_samples(tmp_path):
+    from dgm import plots
+    from dgm.runs import is_sequence, save_samples_picture
+    data = load("waveforms", length=32, train_size=8, test_size=4)
+    assert is_sequence(data) and not is_sequence(load("histogram-1d"))
+    samples = tiny_wavenet(shape=(1, 32), levels=256).float().sample(3)
+    figure = plots._sequences_figure(samples, reference=data.test, count=3)
+    assert len(figure.axes) == 6 and len(figure.axes[0].lines[0].get_xdata()) == 32
+    assert save_samples_picture(samples, data, tmp_path / "samples.png").stat().st_size > 0
+    with pytest.raises(ValueError, match=r"\(N, T\)"):
+        plots.sequences(torch.zeros(2, 2, 5), tmp_path / "bad.png")
