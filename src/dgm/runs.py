@@ -9,6 +9,7 @@ from dgm import plots
 from dgm.checkpoint import load_model, read_json, write_json
 from dgm.data.base import Data, load
 from dgm.metrics.likelihood import log_likelihoods, nll_summary
+from dgm.metrics.quality import model_quality
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
@@ -40,8 +41,11 @@ def data_entropy(data: Data) -> float | None:
     return None if entropy is None else entropy()
 
 
-def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool = False) -> dict:
-    """Test NLL (nats/example) and bits/dim of a trained run, written to and returned as ``metrics.json``."""
+def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool = False,
+                 sample_quality: dict | None = None) -> dict:
+    """Test NLL (nats/example) and bits/dim of a trained run, written to and returned as ``metrics.json``;
+    with ``sample_quality`` (options of :func:`dgm.metrics.quality.model_quality`, ``{}`` for its defaults) also
+    FID, KID, IS, precision/recall, density/coverage or mode coverage of the model's samples."""
     directory = Path(directory)
     model, data = load_model(directory), run_data(directory)
     metrics: dict = {"model": model.model_name, "data": data.name}
@@ -54,6 +58,8 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
     entropy = data_entropy(data)
     if entropy is not None:
         metrics["entropy_nats"] = entropy
+    if sample_quality is not None:
+        metrics["sample_quality"] = model_quality(model, data, progress=progress, **sample_quality)
     record = read_run(directory)
     metrics["train_seconds"] = record.get("seconds")
     write_json(directory / METRICS_FILE, metrics)
