@@ -84,3 +84,19 @@ def test_dropout_acts_in_training_only_and_bad_options_are_refused():
         pixelcnnpp((1, 4, 4), 4, dropout=1.0)
     with pytest.raises(ValueError, match="resolutions"):
         pixelcnnpp((1, 4, 4), 4, resolutions=0)
+
+
+@pytest.mark.parametrize("shape, levels", [((3, 5, 4), 4), ((1, 6, 5), 2)])
+def test_row_prefix_sampling_draws_the_naive_samples(shape, levels):
+    model = pixelcnnpp(shape, levels)
+    torch.manual_seed(3)
+    fast = model.sample(4)
+    torch.manual_seed(3)
+    assert torch.equal(fast, model.sample(4, naive=True))
+    masked = torch.randint(0, levels, (3, *shape)).double()
+    masked[:, :, 3:] = -1
+    masked[1, :, 1, 2] = -1
+    torch.manual_seed(4)
+    completed = model.autocomplete(masked)
+    torch.manual_seed(4)
+    assert torch.equal(completed, model.autocomplete(masked, naive=True))

@@ -75,3 +75,11 @@ def test_bad_options_are_refused():
         pixelsnail((1, 4, 4), 2, heads=3)
     with pytest.raises(ValueError, match="dropout"):
         pixelsnail((1, 4, 4), 2, dropout=-0.1)
+
+
+def test_row_prefix_sampling_draws_the_naive_samples():
+    model = pixelsnail((3, 4, 3), 4)
+    torch.manual_seed(3)
+    fast = model.sample(4)
+    torch.manual_seed(3)
+    assert torch.equal(fast, model.sample(4, naive=True))

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from dgm.core import check_integer
 from dgm.models.autoregressive.base import AutoregressiveImageModel
-from dgm.models.autoregressive.pixelcnnpp import FirstLayer, Output, pixel_output
+from dgm.models.autoregressive.pixelcnnpp import FirstLayer, Output, RowPrefixCache, pixel_output
 from dgm.nn.causal import CausalAttention, GatedResidualBlock
 from dgm.registry import register_model
 
@@ -86,9 +86,12 @@ class PixelSNAIL(AutoregressiveImageModel):
         self.head = nn.Conv2d(filters, self.output.param_channels, 1)
 
     def network(self, x: Tensor, labels: Tensor | None, condition: Tensor | None) -> Tensor:
-        positions = self.positions.to(x.dtype).expand(len(x), -1, -1, -1)
+        positions = self.positions[:, :x.shape[2]].to(x.dtype).expand(len(x), -1, -1, -1)  # rows of x only
         inputs = torch.cat([x, positions], dim=1)
         _, h = self.first(inputs)
         for block in self.blocks:
             h = block(h, inputs, positions)
         return self.head(F.elu(h))
+
+    def new_cache(self, x: Tensor, labels: Tensor | None, condition: Tensor | None) -> RowPrefixCache:
+        return RowPrefixCache(self, labels, condition)
