@@ -221,15 +221,20 @@ class AutoregressiveImageModel(GenerativeModel):
         steps = {(i, j): pixel_steps for i, j, pixel_steps in self.generation_order(missing)}
         last_row = max((i for i, _ in steps), default=-1)
         width = self.shape[2]
-        for i in tqdm(range(last_row + 1), desc=f"{self.model_name} sampling", disable=not progress):
-            cache.start_row(i, x)
-            last_column = max((j for row, j in steps if row == i), default=-1)
-            for j in range(width if cache.full_rows and i < last_row else last_column + 1):
-                if (i, j) not in steps:  # a known pixel: the pixels after it need its features
-                    cache.pixel(i, j, x)
-                for channels in steps.get((i, j), []):
-                    self.fill(x, missing, i, j, channels, self.output.sample(cache.pixel(i, j, x)))
-                cache.store(i, j, x)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the operations on one position are tiny: more threads only add waiting
+        try:
+            for i in tqdm(range(last_row + 1), desc=f"{self.model_name} sampling", disable=not progress):
+                cache.start_row(i, x)
+                last_column = max((j for row, j in steps if row == i), default=-1)
+                for j in range(width if cache.full_rows and i < last_row else last_column + 1):
+                    if (i, j) not in steps:  # a known pixel: the pixels after it need its features
+                        cache.pixel(i, j, x)
+                    for channels in steps.get((i, j), []):
+                        self.fill(x, missing, i, j, channels, self.output.sample(cache.pixel(i, j, x)))
+                    cache.store(i, j, x)
+        finally:
+            torch.set_num_threads(threads)
         return x
 
     def generate_naive(self, x: Tensor, missing: Tensor, labels: Tensor | None, condition: Tensor | None,

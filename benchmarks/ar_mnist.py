@@ -1,0 +1,92 @@
+"""Autoregressive image models trained on the same data for the same time, one table of test NLLs.
+
+Each model is trained with dgm's trainer for ``--minutes`` of wall time on ``--data`` (binarized MNIST by default),
+with the model and training options of its recipe ``<model>-<data>`` where one exists (the recipe's stop condition
+is replaced by the time budget), then evaluated on the whole test set. The table (nats per image for binary data,
+bits per dimension for 8-bit data, both always) is printed as one JSON line and written into
+``docs/autoregressive.md`` between the markers of its section. Models that are not registered are listed as such.
+
+    .venv/bin/python benchmarks/ar_mnist.py --minutes 30 [--models pixelcnn gated-pixelcnn pixelcnn++ pixelsnail]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import dgm
+from dgm.api import list_models
+from dgm.data import load
+from dgm.recipes import list_recipes, load_recipe
+from dgm.runs import evaluate_run
+from dgm.training import fit, seed_everything
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "autoregressive.md"
+BEGIN, END = "<!-- ar_mnist table: begin -->", "<!-- ar_mnist table: end -->"
+STOP_OPTIONS = ("max_epochs", "max_steps", "max_time")
+
+
+def train_and_evaluate(name: str, data, minutes: float, out: Path, seed: int) -> dict:
+    """Train ``name`` for ``minutes`` (its recipe's options for ``data`` where it has one) and evaluate it."""
+    recipe = f"{name}-{data.name}"
+    plan = load_recipe(recipe) if recipe in list_recipes() else {"model_options": {}, "train": {}}
+    seed_everything(seed)
+    model = dgm.create(name, data=data, **plan["model_options"])
+    options = {key: value for key, value in plan["train"].items() if key not in STOP_OPTIONS}
+    run = fit(model, data, out / name, max_time=minutes * 60, seed=seed, progress=False, **options)
+    metrics = evaluate_run(run.directory)
+    return {"model": name, "recipe": recipe if recipe in list_recipes() else None,
+            "parameters": sum(p.numel() for p in model.parameters()), "train_seconds": round(run.seconds, 1),
+            "nll_nats": round(metrics["nll_nats"], 2), "nll_stderr": round(metrics["nll_stderr"], 2),
+            "bits_per_dim": round(metrics["bits_per_dim"], 4), "run": str(run.directory)}
+
+
+def markdown_table(rows: list[dict], data: str, minutes: float, command: str) -> str:
+    lines = [f"Test NLL on `{data}` after {minutes:g} minutes of training each (`{command}`; "
+             f"{time.strftime('%Y-%m-%d')}, 2 shared CPU cores).", "",
+             "| model | parameters | training (s) | test NLL (nats/image) | bits/dim |", "|---|---|---|---|---|"]
+    for row in rows:
+        if "nll_nats" in row:
+            lines.append(f"| {row['model']} | {row['parameters']:,} | {row['train_seconds']:.0f} | "
+                         f"{row['nll_nats']:.2f} ± {row['nll_stderr']:.2f} | {row['bits_per_dim']:.4f} |")
+        else:
+            lines.append(f"| {row['model']} | – | – | {row['status']} | – |")
+    return "\n".join(lines)
+
+
+def write_section(table: str, path: Path = DOCS) -> Path:
+    """Replace the text between the table's markers in ``path`` (appended, with the markers, if absent)."""
+    text = path.read_text() if path.exists() else "# Autoregressive image models\n"
+    block = f"{BEGIN}\n{table}\n{END}"
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30.0, help="training time of each model")
+    parser.add_argument("--models", nargs="+", default=["pixelcnn", "gated-pixelcnn", "pixelcnn++", "pixelsnail"])
+    parser.add_argument("--data", default="mnist-binary")
+    parser.add_argument("--out", type=Path, default=Path("runs/ar-mnist"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--docs", type=Path, default=DOCS, help="the Markdown file that receives the table")
+    args = parser.parse_args()
+    if args.minutes <= 0:
+        raise SystemExit("--minutes must be positive")
+    data = load(args.data)
+    known = list_models()
+    rows = [train_and_evaluate(name, data, args.minutes, args.out, args.seed) if name in known
+            else {"model": name, "status": "not registered"} for name in args.models]
+    command = f"python benchmarks/ar_mnist.py --minutes {args.minutes:g} --models {' '.join(args.models)}"
+    write_section(markdown_table(rows, args.data, args.minutes, command), args.docs)
+    print(json.dumps({"data": args.data, "minutes": args.minutes, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
