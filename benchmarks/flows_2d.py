@@ -7,7 +7,8 @@ those samples,
 
     NLL = −mean log q(x)        and        KL(p ‖ q) ≈ mean(log p(x) − log q(x)) ± its standard error,
 
-with the data's differential entropy ``H = NLL − KL`` in expectation. The markdown table goes to ``--out``.
+with the data's differential entropy ``H = NLL − KL`` in expectation. The markdown table goes to ``--out``,
+between the markers ``<!-- begin/end benchmarks/flows_2d.py -->`` if the file has them.
 
     .venv/bin/python benchmarks/flows_2d.py                              # all seven sets, the recipes' budgets
     .venv/bin/python benchmarks/flows_2d.py --data moons --steps 2000    # a short check
@@ -89,8 +90,7 @@ def benchmark(name: str, steps: int | None) -> dict:
 
 
 def table(results: list[dict], command: str) -> str:
-    lines = ["# Flows on 2D toy densities: dgm against zuko's NSF at equal training time", "",
-             f"Produced by `{command}` on {platform.node()} ({torch.get_num_threads()} CPU thread(s), "
+    lines = [f"Produced by `{command}` on {platform.node()} ({torch.get_num_threads()} CPU thread(s), "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). Test NLL in nats on {TEST_SAMPLES} fresh "
              "samples of the exact generator; KL(p‖q) = mean(log p − log q) paired on the same samples (± standard "
              "error), so NLL = H + KL up to sampling noise. zuko: NSF with 5 transforms, 8 bins, hidden 64x64, "
@@ -121,9 +121,18 @@ def main() -> None:
     command = "python benchmarks/flows_2d.py " + " ".join(
         [f"--data {' '.join(arguments.data)}"] * (arguments.data != list(DATASETS))
         + [f"--steps {arguments.steps}"] * (arguments.steps is not None) + [f"--threads {arguments.threads}"])
-    arguments.out.parent.mkdir(parents=True, exist_ok=True)
-    arguments.out.write_text(table(results, command.strip()))
+    write_section(arguments.out, table(results, command.strip()))
     print(f"wrote {arguments.out}")
+
+
+def write_section(path: Path, text: str) -> None:
+    """Put ``text`` between the benchmark's markers in ``path`` (other text stays), or start the file with it."""
+    begin, end = "<!-- begin benchmarks/flows_2d.py -->\n", "<!-- end benchmarks/flows_2d.py -->\n"
+    old = path.read_text() if path.exists() else ""
+    before, found, rest = old.partition(begin)
+    after = rest.partition(end)[2] if found else old
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(before + begin + text + end + after if found else begin + text + end + after)
 
 
 if __name__ == "__main__":

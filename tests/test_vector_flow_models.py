@@ -6,9 +6,11 @@ import torch
 from torch.nn.utils import vector_to_parameters
 
 import dgm
+from dgm.cli import TRAIN_OPTIONS
 from dgm.data.base import load
-from dgm.data.toy2d import grid
+from dgm.data.toy2d import distribution, grid
 from dgm.flows.model import standard_normal_log_prob
+from dgm.recipes import load_recipe
 
 MODELS = {
     "nice": {"n_layers": 3, "hidden": [16, 16]},
@@ -109,3 +111,12 @@ def test_maf_learns_the_tabular_data():
         after = -model.log_prob(data.test).mean().item()
     assert before == pytest.approx(30 * 0.5 * math.log(2 * math.pi * math.e), abs=3)  # identity start: N(0, I)
     assert after < before - 15  # strongly correlated features: a Gaussian with full covariance already gains much
+
+
+@pytest.mark.parametrize("name", ["moons", "circles", "8gaussians", "checkerboard", "2spirals", "pinwheel", "rings"])
+def test_2d_flow_recipes_build_their_model_and_fit_in_five_minutes(name):
+    recipe = load_recipe(f"flow-{name}")
+    assert recipe["data"] == name and distribution(name) is not None
+    model = dgm.create(recipe["model"], (2,), **recipe["model_options"])
+    assert model.likelihood == "exact"
+    assert set(recipe["train"]) <= set(TRAIN_OPTIONS) and recipe["train"]["max_time"] <= 300
