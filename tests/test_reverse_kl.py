@@ -101,3 +101,26 @@ def test_training_lowers_the_kl_on_u1(tmp_path):
     assert 0 < after < before - 0.5
     assert (tmp_path / "run" / "density.png").exists() and (tmp_path / "run" / "trajectory.png").exists()
     assert dgm.load(tmp_path / "run").config["target"] == "U1"
+
+
+def test_annealing_tempers_only_the_training_loss():
+    model = random_radial("U1", seed=5)
+    annealed = dgm.create("radial", shape=(2,), n_layers=4, objective="reverse_kl", target="U1",
+                          anneal_steps=100).double()
+    annealed.load_state_dict(model.state_dict())
+    betas = []
+    for _ in range(3):
+        torch.manual_seed(6)
+        losses = annealed.loss(torch.zeros(256, 2, dtype=F64))
+        torch.manual_seed(6)
+        plain = model.loss(torch.zeros(256, 2, dtype=F64))
+        assert losses["kl"].item() == pytest.approx(plain["kl"].item())   # the KL of the untempered target
+        assert losses["loss"].item() < plain["loss"].item()               # β < 1 lowers the energy term
+        betas.append(losses["beta"].item())
+    assert betas == pytest.approx([0.01, 0.02, 0.03])
+    annealed.eval()
+    with torch.no_grad():
+        assert "beta" not in annealed.loss(torch.zeros(8, 2, dtype=F64))
+    assert annealed.steps_trained.item() == 3
+    with pytest.raises(ValueError, match="anneal_steps"):
+        dgm.create("radial", shape=(2,), anneal_steps=10)

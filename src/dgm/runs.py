@@ -14,6 +14,7 @@ from dgm.metrics.quality import model_quality
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 N_PICTURE_SAMPLES = {"image": 64, "vector": 4000, "sequence": 4}
+REVERSE_KL_SAMPLES = 20000  # samples of q behind the reported KL(q ‖ p) of a reverse-KL fit
 
 
 def metrics_files(directory: str | Path) -> list[Path]:
@@ -58,6 +59,11 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
     entropy = data_entropy(data)
     if entropy is not None:
         metrics["entropy_nats"] = entropy
+    if getattr(model, "target", None) is not None:  # a reverse-KL fit: its KL(q ‖ p) from fresh samples
+        with torch.no_grad():
+            terms = torch.cat([model.reverse_kl_terms(batch_size) for _ in range(REVERSE_KL_SAMPLES // batch_size)])
+        metrics["reverse_kl_nats"] = terms.mean().item()
+        metrics["reverse_kl_stderr"] = (terms.std() / len(terms) ** 0.5).item()
     if sample_quality is not None:
         metrics["sample_quality"] = model_quality(model, data, progress=progress, **sample_quality)
     record = read_run(directory)

@@ -13,9 +13,9 @@ back to ``0`` and gets the negative integral. The trace is
   vector-Jacobian product, with ``ε`` drawn once per solve (§3.1) so that the dynamics stay a fixed ODE.
 
 The Hutchinson estimate serves training only: in eval mode or without gradients (evaluation, sampling, plots) the
-trace is exact, so that ``log_prob`` is exact up to the solver's tolerance. ``adjoint=True`` computes gradients by the adjoint method
-(``torchdiffeq.odeint_adjoint``, Chen et al. §2: memory independent of the number of solver steps); ``solver``,
-``atol`` and ``rtol`` are passed to torchdiffeq.
+trace is exact, so that ``log_prob`` is exact up to the solver's tolerance. ``adjoint=True`` computes gradients by
+the adjoint method (``torchdiffeq.odeint_adjoint``, Chen et al. §2: memory independent of the number of solver
+steps); ``solver``, ``atol`` and ``rtol`` are passed to torchdiffeq.
 """
 from __future__ import annotations
 

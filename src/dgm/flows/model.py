@@ -11,7 +11,11 @@ Two objectives (lecture 6; Rezende & Mohamed, 2015, §6.1), chosen by the ``obje
 - ``"reverse_kl"``: fit ``q`` to an unnormalised target ``exp(−U)/Z`` (``target``, an energy of
   :mod:`dgm.data.energies`) by minimising ``E_q[log q(x) + U(x)] = KL(q ‖ p) − log Z`` over samples ``x = f⁻¹(z)``;
   needs only the generative direction (cheap for planar, radial, Sylvester and IAF flows). The data batches serve
-  only for their size; ``kl`` adds ``log Z`` and is logged as the KL divergence itself.
+  only for their size; ``kl`` adds ``log Z`` and is logged as the KL divergence itself. Reverse KL is mode-seeking:
+  started narrow, ``q`` may settle on one mode of a multimodal target. ``anneal_steps > 0`` tempers the energy for
+  that many training steps, minimising ``E_q[log q + β_t U]`` with ``β_t = min(1, 0.01 + t/anneal_steps)`` (the
+  schedule of Rezende & Mohamed), so that ``q`` first spreads over the whole target and then sharpens; ``kl`` is
+  always that of the untempered target.
 
 A bijection is written once, in whichever direction is natural to it, and used both ways: every bijection
 implements ``forward`` (``x → z``) and ``inverse`` (``z → x``), one of them in closed form and the other possibly
@@ -24,7 +28,7 @@ import math
 import torch
 from torch import Tensor
 
-from dgm.core import GenerativeModel, check_sample_count
+from dgm.core import GenerativeModel, check_integer, check_sample_count
 from dgm.flows.bijection import Compose
 
 OBJECTIVES = ("forward_kl", "reverse_kl")
@@ -47,7 +51,8 @@ class FlowModel(GenerativeModel):
 
     likelihood = "exact"
 
-    def __init__(self, bijection: Compose, objective: str = "forward_kl", target: str | None = None):
+    def __init__(self, bijection: Compose, objective: str = "forward_kl", target: str | None = None,
+                 anneal_steps: int = 0):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
@@ -60,9 +65,13 @@ class FlowModel(GenerativeModel):
                 raise ValueError("objective='reverse_kl' needs target=, an energy name such as 'U1'")
             self.target = energy_target(target)
             if tuple(self.config["shape"]) != (2,):
-                raise ValueError(f"the energies are 2D targets; reverse_kl needs shape (2,), got {self.config['shape']}")
-        elif target is not None:
-            raise ValueError(f"target={target!r} is used only with objective='reverse_kl'")
+                raise ValueError(f"the energies are 2D targets: reverse_kl needs shape (2,), "
+                                 f"got {self.config['shape']}")
+        elif target is not None or anneal_steps:
+            raise ValueError(f"target={target!r} and anneal_steps={anneal_steps!r} are options of "
+                             "objective='reverse_kl'")
+        self.anneal_steps = check_integer(anneal_steps, "anneal_steps", 0)
+        self.register_buffer("steps_trained", torch.zeros((), dtype=torch.long))  # the annealing clock
 
     def log_prob(self, x: Tensor) -> Tensor:
         z, log_abs_det = self.bijection(self.check(x))
@@ -85,8 +94,21 @@ class FlowModel(GenerativeModel):
         if self.objective == "forward_kl":
             return super().loss(x)
         samples, log_q = self.sample_with_log_prob(len(x))
-        reverse = (log_q + self.target.energy(samples)).mean()
-        return {"loss": reverse, "kl": reverse + self.target.log_normalizer}
+        energy = self.target.energy(samples)
+        kl = (log_q + energy).mean() + self.target.log_normalizer
+        if not (self.training and torch.is_grad_enabled()):
+            return {"loss": kl - self.target.log_normalizer, "kl": kl}
+        beta = min(1.0, 0.01 + self.steps_trained.item() / self.anneal_steps) if self.anneal_steps else 1.0
+        self.steps_trained += 1
+        return {"loss": (log_q + beta * energy).mean(), "kl": kl, "beta": torch.tensor(beta)}
+
+    def reverse_kl_terms(self, n: int) -> Tensor:
+        """``log q(x) + U(x) + log Z`` for ``n`` samples ``x ~ q``: their mean estimates ``KL(q ‖ p)`` for the
+        target ``p = exp(−U)/Z`` (``objective="reverse_kl"`` only), with gradients."""
+        if self.target is None:
+            raise ValueError("reverse_kl_terms needs a target: build the model with objective='reverse_kl'")
+        samples, log_q = self.sample_with_log_prob(n)
+        return log_q + self.target.energy(samples) + self.target.log_normalizer
 
     def transform(self, x: Tensor) -> Tensor:
         """The latent ``z = f(x)`` of each example; standard normal if the flow fits the data."""

@@ -15,10 +15,12 @@ from dgm.registry import register_model
 
 @register_model("planar", "Planar flow (Rezende & Mohamed 2015): K layers z + u tanh(w.z + b); forward or reverse KL")
 class PlanarFlow(FlowModel):
-    """``n_layers`` planar flows on vectors ``(D,)``; ``objective`` and ``target`` as in :class:`FlowModel`."""
+    """``n_layers`` planar flows on vectors ``(D,)``; ``objective``, ``target`` and ``anneal_steps`` as in
+    :class:`FlowModel`."""
 
     def __init__(self, shape: tuple[int, ...], n_layers: int = 32, objective: str = "forward_kl",
-                 target: str | None = None):
+                 target: str | None = None,
+                 anneal_steps: int = 0):
         dim = vector_dim(shape, "planar")
         layers = (Planar(dim) for _ in range(check_integer(n_layers, "n_layers", 1)))
-        super().__init__(Compose(*layers), objective, target)
+        super().__init__(Compose(*layers), objective, target, anneal_steps)

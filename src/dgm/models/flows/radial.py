@@ -12,12 +12,14 @@ from dgm.flows.planar import Radial
 from dgm.registry import register_model
 
 
-@register_model("radial", "Radial flow (Rezende & Mohamed 2015): K layers z + b (z - z0)/(a + r); forward or reverse KL")
+@register_model("radial", "Radial flow (Rezende & Mohamed 2015): K layers z + b(z - z0)/(a + r); forward/reverse KL")
 class RadialFlow(FlowModel):
-    """``n_layers`` radial flows on vectors ``(D,)``; ``objective`` and ``target`` as in :class:`FlowModel`."""
+    """``n_layers`` radial flows on vectors ``(D,)``; ``objective``, ``target`` and ``anneal_steps`` as in
+    :class:`FlowModel`."""
 
     def __init__(self, shape: tuple[int, ...], n_layers: int = 32, objective: str = "forward_kl",
-                 target: str | None = None):
+                 target: str | None = None,
+                 anneal_steps: int = 0):
         dim = vector_dim(shape, "radial")
         layers = (Radial(dim) for _ in range(check_integer(n_layers, "n_layers", 1)))
-        super().__init__(Compose(*layers), objective, target)
+        super().__init__(Compose(*layers), objective, target, anneal_steps)

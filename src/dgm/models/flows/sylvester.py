@@ -16,12 +16,14 @@ from dgm.registry import register_model
 
 @register_model("sylvester", "Sylvester flow (van den Berg et al. 2018): orthogonal, householder or triangular variant")
 class SylvesterFlow(FlowModel):
-    """``n_layers`` Sylvester flows on vectors ``(D,)``; ``objective`` and ``target`` as in :class:`FlowModel`."""
+    """``n_layers`` Sylvester flows on vectors ``(D,)``; ``objective``, ``target`` and ``anneal_steps`` as in
+    :class:`FlowModel`."""
 
     def __init__(self, shape: tuple[int, ...], n_layers: int = 16, variant: str = "orthogonal",
                  hidden: int | None = None, reflections: int = 2, objective: str = "forward_kl",
-                 target: str | None = None):
+                 target: str | None = None,
+                 anneal_steps: int = 0):
         dim = vector_dim(shape, "sylvester")
         layers = (Sylvester(dim, variant, hidden, reflections, reverse=k % 2 == 1)
                   for k in range(check_integer(n_layers, "n_layers", 1)))
-        super().__init__(Compose(*layers), objective, target)
+        super().__init__(Compose(*layers), objective, target, anneal_steps)
