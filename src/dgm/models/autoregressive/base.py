@@ -98,9 +98,8 @@ class LayerCache:
     inputs and ``x``'s current values at the pixel, storing the layers' outputs there) once per sampling step, or once
     for a pixel with nothing to draw, and ``store(i, j, x)`` after the pixel is complete, to put its final value in
     the cached input (the layers' outputs at a pixel never see the value drawn last: no recomputation is needed).
-    ``full_rows`` says whether
-    every pixel of a row must be visited (its features feed the next rows) or only the pixels up to the row's last
-    one with a missing entry.
+    ``full_rows`` says whether every pixel of a row must be visited (its features feed the next rows) or only the
+    pixels up to the row's last one with a missing entry.
     """
 
     full_rows: bool = True
