@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from dgm.core import GenerativeModel, check_integer, check_sample_count
+from dgm.data.energies import target as energy_target
 from dgm.flows.bijection import Compose
 
 OBJECTIVES = ("forward_kl", "reverse_kl")
@@ -60,7 +61,6 @@ class FlowModel(GenerativeModel):
         self.objective = objective
         self.target = None
         if objective == "reverse_kl":
-            from dgm.data.energies import target as energy_target
             if target is None:
                 raise ValueError("objective='reverse_kl' needs target=, an energy name such as 'U1'")
             self.target = energy_target(target)
