@@ -113,14 +113,16 @@ def test_extractor_choice_follows_the_data():
 
 
 def test_reference_features_are_cached(tmp_path, monkeypatch):
-    from dgm.data.toy2d import distribution, toy_data
+    from dgm.data.base import Data
     monkeypatch.setenv("DGM_CACHE", str(tmp_path))
-    data = toy_data("8gaussians", distribution("8gaussians"), n_train=100, n_test=300)
-    first = reference_features(data, RawFeatures(2), "test", 200)
-    cached = list((tmp_path / "reference").glob("8gaussians-*-test-200-raw.safetensors"))
-    assert len(cached) == 1 and torch.equal(first, data.test[:200].double())
+    images = torch.randint(0, 2, (30, 1, 28, 28)).float()
+    data = Data("tiny-binary", images, images, levels=2)
+    first = reference_features(data, DigitFeatures(), "test", 20)
+    cached = list((tmp_path / "reference").glob("tiny-binary-*-test-20-digits.safetensors"))
+    assert len(cached) == 1 and first.shape == (20, 128)
+    assert torch.equal(DigitFeatures().features(images[:20] * 255), first)  # binary data as pixels 0 / 255
     cached[0].write_bytes(b"")  # a broken cache file is recomputed
-    assert torch.equal(reference_features(data, RawFeatures(2), "test", 200), first)
+    assert torch.equal(reference_features(data, DigitFeatures(), "test", 20), first)
 
 
 def test_model_quality_on_eight_gaussians(tmp_path, monkeypatch):
@@ -139,6 +141,7 @@ def test_model_quality_on_eight_gaussians(tmp_path, monkeypatch):
     result = model_quality(model, data, n=500)
     assert set(result) >= {"fid", "kid", "precision", "recall", "density", "coverage", "modes_covered"}
     assert result["modes"] == 8 and result["high_quality"] < 0.05 and result["precision"] < 0.2
+    assert not list(tmp_path.iterdir())  # raw features (the data themselves) are not cached
     quality = SampleQuality(RawFeatures(2), ("fid", "modes", "pr"), modes=(data.distribution.centres,
                                                                              data.distribution.std))
     quality.update(data.test[:1000], real=True).update(data.test[1000:], real=False)

@@ -180,10 +180,13 @@ def as_extractor_input(x: Tensor, data) -> Tensor:
 
 def reference_features(data, extractor: FeatureExtractor, split: str = "test", n: int | None = None,
                        progress: bool = False) -> Tensor:
-    """Features of the first ``n`` examples of ``data``'s ``split``, computed once and cached on disk."""
+    """Features of the first ``n`` examples of ``data``'s ``split``, computed once and cached on disk (raw
+    features, the data themselves, are not cached)."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     examples = getattr(data, split)[:n]
+    if isinstance(extractor, RawFeatures):
+        return extractor.features(examples)
     options = hashlib.sha1(json.dumps(data.options, sort_keys=True).encode()).hexdigest()[:8]
     path = cache_dir() / "reference" / f"{data.name}-{options}-{split}-{len(examples)}-{extractor.name}.safetensors"
     try:
