@@ -32,6 +32,8 @@ test-slow: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/frechet_speed.py
+	$(BIN)/python benchmarks/fid_speed.py
 
 clean:
 	rm -rf $(VENV) demo runs
