@@ -11,10 +11,13 @@ never produce the complex square roots of ``scipy.linalg.sqrtm`` on rank-deficie
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+from safetensors.torch import save_file
 from torch import Tensor
 
-from dgm.checkpoint import atomic_write
+from dgm.checkpoint import atomic_write, read_weights
 
 FLOAT = torch.float64
 
@@ -99,15 +102,14 @@ class GaussianStatistics:
         return frechet_distance(self.mean, self.covariance, other.mean, other.covariance)
 
     def save(self, path) -> None:
-        from safetensors.torch import save_file
+        """Write the statistics to a safetensors file (atomically)."""
         tensors = {"mean": self.mean.contiguous(), "squares": self.squares.contiguous(),
                    "count": torch.tensor(self.count)}
-        atomic_write(path, lambda temporary: save_file(tensors, temporary))
+        atomic_write(Path(path), lambda temporary: save_file(tensors, temporary))
 
     @classmethod
     def load(cls, path) -> "GaussianStatistics":
-        from dgm.checkpoint import read_weights
-        tensors = read_weights(path)
+        tensors = read_weights(Path(path))
         statistics = cls(len(tensors["mean"]))
         statistics.mean, statistics.squares = tensors["mean"], tensors["squares"]
         statistics.count = int(tensors["count"])

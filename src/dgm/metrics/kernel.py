@@ -32,7 +32,8 @@ def mmd_unbiased(x: Tensor, y: Tensor, degree: int = 3) -> Tensor:
     return within_x + within_y - 2 * polynomial_kernel(x, y, degree).mean()
 
 
-def _check_features(real: Tensor, fake: Tensor) -> None:
+def check_feature_sets(real: Tensor, fake: Tensor) -> None:
+    """Refuse feature sets that are not (N, D) and (M, D) with one D."""
     if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
         raise ValueError(f"features must have shapes (N, D) and (M, D) with one D, got {tuple(real.shape)} "
                          f"and {tuple(fake.shape)}")
@@ -42,7 +43,7 @@ def kernel_inception_distance(real: Tensor, fake: Tensor, subsets: int = 100, su
                               seed: int = 0) -> dict[str, float]:
     """KID of feature sets ``(N, D)`` and ``(M, D)``: the mean and standard deviation of MMD²_u over ``subsets``
     random subsets of ``min(subset_size, N, M)`` rows of each, drawn without replacement (float64)."""
-    _check_features(real, fake)
+    check_feature_sets(real, fake)
     check_integer(subsets, "subsets", 1)
     size = min(check_integer(subset_size, "subset_size", 2), len(real), len(fake))
     if size < 2:

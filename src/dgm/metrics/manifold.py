@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from dgm.core import check_integer
-from dgm.metrics.kernel import _check_features
+from dgm.metrics.kernel import check_feature_sets
 
 CHUNK = 1024  # rows of a distance block
 
@@ -36,7 +36,7 @@ def knn_radii(features: Tensor, k: int) -> Tensor:
 def manifold_metrics(real: Tensor, fake: Tensor, k: int = 5) -> dict[str, float]:
     """Precision, recall, density and coverage of generated ``fake`` features against ``real`` ones, with balls
     of the k-th neighbour distance (Kynkäänniemi et al. use k = 3 for precision and recall, Naeem et al. k = 5)."""
-    _check_features(real, fake)
+    check_feature_sets(real, fake)
     real_radii, fake_radii = knn_radii(real, k), knn_radii(fake, k)
     balls_holding = torch.zeros(len(fake), dtype=torch.long)  # real balls that hold each generated sample
     covered = torch.zeros(len(real), dtype=torch.bool)          # real balls that hold some generated sample
