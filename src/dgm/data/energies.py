@@ -137,13 +137,13 @@ class EnergyTarget:
 
     def __init__(self, energy: Energy):
         self.name = energy.name
-        self.formula = energy
+        self.base = energy  # U itself, unconfined
         reach = WALL_REACH * WALL_STD
         self.bounds: Bounds = tuple((low - reach, high + reach) for low, high in energy.bounds)
 
     def energy(self, z: Tensor) -> Tensor:
         """``U_target(z)`` for each row of ``z`` (shape ``(N, 2)``), shape ``(N,)``, in the dtype of ``z``."""
-        return self.formula.confined_energy(z)
+        return self.base.confined_energy(z)
 
     @functools.cached_property
     def _grid(self) -> tuple[Tensor, float, Tensor]:

@@ -46,8 +46,8 @@ class FlowModel(GenerativeModel):
 
     A subclass builds its ``bijection`` (data ``x`` → latent ``z``, see :mod:`dgm.flows.bijection`), a
     :class:`Compose` so that :meth:`trajectory` can list its layers, from JSON-able constructor arguments and passes
-    it to ``super().__init__`` with ``objective`` and ``target`` (see the module docstring); the recorded ``config``
-    must contain ``shape``.
+    it to ``super().__init__`` with ``objective``, ``target`` and ``anneal_steps`` (see the module docstring); the
+    recorded ``config`` must contain ``shape``.
     """
 
     likelihood = "exact"
@@ -71,7 +71,8 @@ class FlowModel(GenerativeModel):
             raise ValueError(f"target={target!r} and anneal_steps={anneal_steps!r} are options of "
                              "objective='reverse_kl'")
         self.anneal_steps = check_integer(anneal_steps, "anneal_steps", 0)
-        self.register_buffer("steps_trained", torch.zeros((), dtype=torch.long))  # the annealing clock
+        if self.anneal_steps:
+            self.register_buffer("steps_trained", torch.zeros((), dtype=torch.long))  # the annealing clock
 
     def log_prob(self, x: Tensor) -> Tensor:
         z, log_abs_det = self.bijection(self.check(x))
@@ -89,26 +90,30 @@ class FlowModel(GenerativeModel):
         return self.sample_with_log_prob(n)[0]
 
     def loss(self, x: Tensor) -> dict[str, Tensor]:
-        """Forward KL: the mean NLL of the batch. Reverse KL: ``E_q[log q + U]`` over as many samples as the batch
-        holds examples, and the KL estimate ``kl`` that adds ``log Z``."""
+        """Forward KL: the mean NLL of the batch. Reverse KL: ``E_q[log q + β U]`` over as many samples as the batch
+        holds examples (``β = 1`` unless annealing), and the KL estimate ``kl`` of the untempered target."""
         if self.objective == "forward_kl":
             return super().loss(x)
-        samples, log_q = self.sample_with_log_prob(len(x))
-        energy = self.target.energy(samples)
+        log_q, energy = self._log_q_and_energy(len(x))
         kl = (log_q + energy).mean() + self.target.log_normalizer
-        if not (self.training and torch.is_grad_enabled()):
+        if not (self.anneal_steps and self.training and torch.is_grad_enabled()):
             return {"loss": kl - self.target.log_normalizer, "kl": kl}
-        beta = min(1.0, 0.01 + self.steps_trained.item() / self.anneal_steps) if self.anneal_steps else 1.0
+        beta = min(1.0, 0.01 + self.steps_trained.item() / self.anneal_steps)
         self.steps_trained += 1
         return {"loss": (log_q + beta * energy).mean(), "kl": kl, "beta": torch.tensor(beta)}
 
     def reverse_kl_terms(self, n: int) -> Tensor:
         """``log q(x) + U(x) + log Z`` for ``n`` samples ``x ~ q``: their mean estimates ``KL(q ‖ p)`` for the
         target ``p = exp(−U)/Z`` (``objective="reverse_kl"`` only), with gradients."""
+        log_q, energy = self._log_q_and_energy(n)
+        return log_q + energy + self.target.log_normalizer
+
+    def _log_q_and_energy(self, n: int) -> tuple[Tensor, Tensor]:
+        """``log q(x)`` and the target's ``U(x)`` for ``n`` samples ``x ~ q``."""
         if self.target is None:
-            raise ValueError("reverse_kl_terms needs a target: build the model with objective='reverse_kl'")
+            raise ValueError("the reverse KL needs a target: build the model with objective='reverse_kl'")
         samples, log_q = self.sample_with_log_prob(n)
-        return log_q + self.target.energy(samples) + self.target.log_normalizer
+        return log_q, self.target.energy(samples)
 
     def transform(self, x: Tensor) -> Tensor:
         """The latent ``z = f(x)`` of each example; standard normal if the flow fits the data."""
