@@ -118,10 +118,13 @@ def main() -> None:
     for name in arguments.data:
         results.append(benchmark(name, arguments.steps))
         print(table(results[-1:], "").splitlines()[-1], flush=True)
-    command = "python benchmarks/flows_2d.py " + " ".join(
-        [f"--data {' '.join(arguments.data)}"] * (arguments.data != list(DATASETS))
-        + [f"--steps {arguments.steps}"] * (arguments.steps is not None) + [f"--threads {arguments.threads}"])
-    write_section(arguments.out, table(results, command.strip()))
+    command = "python benchmarks/flows_2d.py"
+    if arguments.data != list(DATASETS):
+        command += " --data " + " ".join(arguments.data)
+    if arguments.steps is not None:
+        command += f" --steps {arguments.steps}"
+    command += f" --threads {arguments.threads}"
+    write_section(arguments.out, table(results, command))
     print(f"wrote {arguments.out}")
 
 

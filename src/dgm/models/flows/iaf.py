@@ -18,7 +18,7 @@ from dgm.flows.transforms import elementwise_transform
 from dgm.registry import register_model
 
 
-@register_model("iaf", "IAF: inverse autoregressive flow with MADE layers, one-pass sampling, exact likelihood (vectors)")
+@register_model("iaf", "IAF: inverse autoregressive flow with MADE layers, one-pass sampling, exact likelihood")
 class IAF(FlowModel):
     """IAF on vectors of shape ``(D,)``: ``n_layers`` MADE layers of widths ``hidden`` with the elementwise
     ``transform`` ``"affine"`` or ``"spline"`` (options as for ``maf``)."""
