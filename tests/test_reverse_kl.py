@@ -107,7 +107,7 @@ def test_annealing_tempers_only_the_training_loss():
     model = random_radial("U1", seed=5)
     annealed = dgm.create("radial", shape=(2,), n_layers=4, objective="reverse_kl", target="U1",
                           anneal_steps=100).double()
-    annealed.load_state_dict(model.state_dict())
+    annealed.load_state_dict(model.state_dict(), strict=False)  # all but the annealing clock
     betas = []
     for _ in range(3):
         torch.manual_seed(6)
