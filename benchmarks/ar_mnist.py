@@ -2,9 +2,10 @@
 
 Each model is trained with dgm's trainer for ``--minutes`` of wall time on ``--data`` (binarized MNIST by default),
 with the model and training options of its recipe ``<model>-<data>`` where one exists (the recipe's stop condition
-is replaced by the time budget), then evaluated on the test set (its first ``--test-examples`` for a quick check). The table (nats per image for binary data,
-bits per dimension for 8-bit data, both always) is printed as one JSON line and written into
-``docs/autoregressive.md`` between the markers of its section. Models that are not registered are listed as such.
+is replaced by the time budget), then evaluated on the test set (its first ``--test-examples`` for a quick check).
+The table (nats per image for binary data, bits per dimension for 8-bit data, both always) is printed as one JSON
+line and written into ``docs/autoregressive.md`` between the markers of its section. Models that are not registered
+are listed as such. Set ``OMP_NUM_THREADS=1`` on a shared machine (one thread trains faster there).
 
     .venv/bin/python benchmarks/ar_mnist.py --minutes 30 [--models pixelcnn gated-pixelcnn pixelcnn++ pixelsnail]
 """
