@@ -1,9 +1,9 @@
 """FFJORD for vectors (Grathwohl et al., 2019): a continuous normalizing flow with a time-dependent MLP, trained by
 maximum likelihood with the Hutchinson trace estimator (see :mod:`dgm.flows.continuous`).
 
-The default size follows FFJORD's 2D toys (three hidden layers of 64 tanh units, one flow of length ``T = 1``,
-dopri5 at tolerances 1e-5); ``trace="exact"`` is cheaper than Hutchinson's one-sample estimate for 2D data and has
-no variance.
+The default size follows FFJORD's 2D toys (three hidden layers of 64 tanh units, dopri5 at tolerances 1e-5); the
+flow's length ``time`` is fixed (1 by default) rather than learned. ``trace="exact"`` has no variance and costs two
+vector-Jacobian products for 2D data against Hutchinson's one.
 """
 from __future__ import annotations
 
