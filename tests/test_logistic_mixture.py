@@ -64,8 +64,8 @@ def test_edge_bins_reach_to_infinity():
     h, s = 1 / (levels - 1), math.exp(-2.0)
     bottom = log_bin_probability(torch.tensor(0.0, dtype=torch.float64), mean, log_scale, levels).exp()
     top = log_bin_probability(torch.tensor(255.0, dtype=torch.float64), mean, log_scale, levels).exp()
-    assert bottom.item() == pytest.approx(torch.sigmoid(torch.tensor((-1 + h - 0.2) / s, dtype=torch.float64)).item(), rel=1e-12)
-    assert top.item() == pytest.approx(1 - torch.sigmoid(torch.tensor((1 - h - 0.2) / s, dtype=torch.float64)).item(), rel=1e-12)
+    assert bottom.item() == pytest.approx(1 / (1 + math.exp(-(-1 + h - 0.2) / s)), rel=1e-12)
+    assert top.item() == pytest.approx(1 - 1 / (1 + math.exp(-(1 - h - 0.2) / s)), rel=1e-12)
 
 
 def test_agrees_with_cdf_difference_and_with_midpoint_for_small_bins():

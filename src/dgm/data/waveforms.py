@@ -89,4 +89,5 @@ def mnist1d() -> Data:
         return mu_law_encode(torch.from_numpy(x / MNIST1D_SCALE).clamp(-1, 1)).float().unsqueeze(1)
 
     return Data("mnist1d", quantise(arrays["x"]), quantise(arrays["x_test"]), levels=LEVELS,
-                train_labels=torch.from_numpy(arrays["y"]).long(), test_labels=torch.from_numpy(arrays["y_test"]).long())
+                train_labels=torch.from_numpy(arrays["y"]).long(),
+                test_labels=torch.from_numpy(arrays["y_test"]).long())

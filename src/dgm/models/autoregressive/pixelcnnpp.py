@@ -2,8 +2,8 @@
 
 The modifications of PixelCNN that the paper lists, in this implementation:
 
-1. **Discretized logistic mixture likelihood** (§2.1, eqs. 2–3), :class:`dgm.nn.logistic_mixture.DiscretizedLogisticMixture`,
-   with the edge bins reaching to ±∞.
+1. **Discretized logistic mixture likelihood** (§2.1, eqs. 2–3),
+   :class:`dgm.nn.logistic_mixture.DiscretizedLogisticMixture`, with the edge bins reaching to ±∞.
 2. **Conditioning on whole pixels** (§2.2): the network gives one set of parameters per pixel; the colour channels
    are coupled inside the mixture by a linear dependence of each channel's mean on the channels before it, so the
    network needs no channel masks.
