@@ -110,3 +110,20 @@ def total_probabilities(mixture, params):
     values = all_values(mixture.channels, mixture.levels)
     expanded = params.unsqueeze(-1).expand(-1, -1, values.shape[-1])
     return mixture.log_prob(expanded, values).exp()[0]
+
+
+def test_colour_channels_depend_only_on_earlier_channels():
+    """Summing the joint over B (then G) leaves the mixture of R alone (then of R and G given R): R never sees G or
+    B, and G never sees B (§2.2's ordering)."""
+    levels = 4
+    mixture = DiscretizedLogisticMixture(channels=3, levels=levels, components=3)
+    params = random_params(mixture, batch=1, spread=1.0, seed=2)
+    joint = total_probabilities(mixture, params).view(levels, levels, levels)  # (r, g, b)
+    logits, means, log_scales, coefficients = (t[0] for t in mixture.split(params))  # (K,), (C, K), (C, K), (3, K)
+    weights = torch.softmax(logits, dim=0)
+    values = torch.arange(levels, dtype=torch.float64)
+    red = log_bin_probability(values[:, None], means[0], log_scales[0], levels).exp()  # (r, K)
+    green_mean = means[1] + coefficients[0] * (2 * values[:, None] / (levels - 1) - 1)  # (r, K)
+    green = log_bin_probability(values[None, :, None], green_mean[:, None], log_scales[1], levels).exp()  # (r, g, K)
+    torch.testing.assert_close(joint.sum(dim=(1, 2)), red @ weights)
+    torch.testing.assert_close(joint.sum(dim=2), (red[:, None] * green) @ weights)
