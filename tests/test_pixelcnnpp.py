@@ -100,3 +100,21 @@ def test_row_prefix_sampling_draws_the_naive_samples(shape, levels):
     completed = model.autocomplete(masked)
     torch.manual_seed(4)
     assert torch.equal(completed, model.autocomplete(masked, naive=True))
+
+
+def test_conditioning_on_a_class_or_a_vector():
+    shape = (1, 2, 2)
+    model = pixelcnnpp(shape, 2, n_classes=3, condition_shape=[4])
+    z = torch.randn(1, 4, dtype=torch.float64)
+    for label in range(3):
+        assert total_probability(model, shape, 2, labels=torch.tensor([label]), condition=z) == pytest.approx(1.0)
+    x = torch.randint(0, 2, (1, 1, 5, 4)).double()
+    big = pixelcnnpp((1, 5, 4), 2, n_classes=3, condition_shape=[4])
+    assert len(dependency_violations(big, x, labels=torch.tensor([1]), condition=z)) == 0
+    images = torch.randint(0, 2, (2, *shape)).double()
+    assert not torch.equal(model.log_prob(images, labels=torch.tensor([0, 0]), condition=z.expand(2, -1)),
+                           model.log_prob(images, labels=torch.tensor([1, 1]), condition=z.expand(2, -1)))
+    with pytest.raises(ValueError, match="pass labels"):
+        model.log_prob(images, condition=z.expand(2, -1))
+    with pytest.raises(ValueError, match="feature map"):
+        pixelcnnpp((1, 4, 4), 2, condition_shape=[3, 4, 4])

@@ -83,3 +83,20 @@ def test_row_prefix_sampling_draws_the_naive_samples():
     fast = model.sample(4)
     torch.manual_seed(3)
     assert torch.equal(fast, model.sample(4, naive=True))
+
+
+def test_conditioning_on_a_feature_map_and_a_class():
+    shape = (1, 2, 2)
+    model = pixelsnail(shape, 2, n_classes=2, condition_shape=[3, 2, 2])
+    h = torch.randn(1, 3, 2, 2, dtype=torch.float64)
+    for label in range(2):
+        assert total_probability(model, shape, 2, labels=torch.tensor([label]), condition=h) == pytest.approx(1.0)
+    big = pixelsnail((1, 4, 3), 2, n_classes=2, condition_shape=[3, 4, 3])
+    maps = torch.randn(4, 3, 4, 3, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 1, 0])
+    assert len(dependency_violations(big, torch.randint(0, 2, (1, 1, 4, 3)).double(), labels=labels[:1],
+                                     condition=maps[:1])) == 0
+    torch.manual_seed(3)
+    fast = big.sample(4, labels=labels, condition=maps)
+    torch.manual_seed(3)
+    assert torch.equal(fast, big.sample(4, labels=labels, condition=maps, naive=True))

@@ -101,7 +101,9 @@ class GatedResidualBlock(nn.Module):
     """``x + a ⊙ σ(b)`` with ``[a, b] = conv(dropout(concat_elu(conv(concat_elu(x)) + nin(concat_elu(aux)))))``.
 
     ``shift`` chooses the two convolutions (``"down"``, ``"down_right"`` or ``"pointwise"``); ``aux_channels > 0``
-    adds the auxiliary input ``aux`` (same resolution) through a 1x1 convolution.
+    adds the auxiliary input ``aux`` (same resolution) through a 1x1 convolution. ``condition`` is a term added to
+    the inner pre-activations (a class embedding or a projected vector, ``(N, channels, 1, 1)``, or a map of the
+    block's resolution), as conditional PixelCNNs add ``V^T h``.
     """
 
     def __init__(self, channels: int, shift: Shift, aux_channels: int = 0, dropout: float = 0.0):
@@ -111,10 +113,10 @@ class GatedResidualBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.gate = causal_conv2d(2 * channels, 2 * channels, shift)
 
-    def forward(self, x: Tensor, aux: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, aux: Tensor | None = None, condition: Tensor | float = 0.0) -> Tensor:
         if (aux is None) != (self.aux is None):
             raise ValueError("pass aux exactly when the block was built with aux_channels > 0")
-        hidden = self.inner(concat_elu(x))
+        hidden = self.inner(concat_elu(x)) + condition
         if aux is not None:
             hidden = hidden + self.aux(concat_elu(aux))
         value, gate = self.gate(self.dropout(concat_elu(hidden))).chunk(2, dim=1)

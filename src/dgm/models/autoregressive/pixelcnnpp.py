@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from dgm.core import check_integer
 from dgm.models.autoregressive.base import AutoregressiveImageModel, CategoricalPixels, LayerCache
 from dgm.nn.causal import (GatedResidualBlock, ShiftedConv2d, ShiftedConvTranspose2d, shift_down, shift_right)
+from dgm.nn.conditioning import ConditionBias
 from dgm.nn.logistic_mixture import DiscretizedLogisticMixture
 from dgm.registry import register_model
 
@@ -69,7 +70,10 @@ class RowPrefixCache(LayerCache):
         self.model, self.labels, self.condition = model, labels, condition
 
     def pixel(self, i: int, j: int, x: Tensor) -> Tensor:
-        return self.model.network(self.model.scaled(x[:, :, :i + 1]), self.labels, self.condition)[:, :, i, j]
+        condition = self.condition
+        if condition is not None and condition.dim() == 4:  # a feature map: its rows of the prefix
+            condition = condition[:, :, :i + 1]
+        return self.model.network(self.model.scaled(x[:, :, :i + 1]), self.labels, condition)[:, :, i, j]
 
     def store(self, i: int, j: int, x: Tensor) -> None:
         pass
@@ -91,19 +95,26 @@ class FirstLayer(nn.Module):
 
 class StreamBlock(nn.Module):
     """One gated residual block for each stream; the down-right stream also reads the down stream (and, in the
-    upsampling pass, both streams read the shortcuts of the downsampling pass)."""
+    upsampling pass, both streams read the shortcuts of the downsampling pass). Each block adds its own
+    conditioning term (:class:`~dgm.nn.conditioning.ConditionBias`; ``0`` for an unconditional model)."""
 
-    def __init__(self, filters: int, dropout: float, shortcut: bool):
+    def __init__(self, filters: int, dropout: float, shortcut: bool, n_classes: int | None = None,
+                 condition_shape: tuple | None = None):
         super().__init__()
         self.down = GatedResidualBlock(filters, "down", filters if shortcut else 0, dropout)
         self.down_right = GatedResidualBlock(filters, "down_right", (2 if shortcut else 1) * filters, dropout)
+        self.down_condition = ConditionBias(filters, n_classes, condition_shape)
+        self.down_right_condition = ConditionBias(filters, n_classes, condition_shape)
 
-    def forward(self, u: Tensor, ul: Tensor, shortcuts: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, u: Tensor, ul: Tensor, shortcuts: tuple[Tensor, Tensor] | None = None,
+                labels: Tensor | None = None, condition: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        down_term = self.down_condition(labels, condition)
+        down_right_term = self.down_right_condition(labels, condition)
         if shortcuts is None:
-            u = self.down(u)
-            return u, self.down_right(ul, u)
-        u = self.down(u, shortcuts[0])
-        return u, self.down_right(ul, torch.cat([u, shortcuts[1]], dim=1))
+            u = self.down(u, condition=down_term)
+            return u, self.down_right(ul, u, down_right_term)
+        u = self.down(u, shortcuts[0], down_term)
+        return u, self.down_right(ul, torch.cat([u, shortcuts[1]], dim=1), down_right_term)
 
 
 class Resample(nn.Module):
@@ -128,22 +139,30 @@ class Resample(nn.Module):
 class PixelCNNPlusPlus(AutoregressiveImageModel):
     """``resolutions`` levels (each halving the previous) of ``blocks`` gated residual blocks per stream, with
     ``filters`` channels; ``components`` logistics in the mixture; ``dropout`` in every block. The defaults train
-    on a laptop's CPU (the paper: 160 filters, 5 blocks, 3 resolutions, 10 components, dropout 0.5 for CIFAR-10)."""
+    on a laptop's CPU (the paper: 160 filters, 5 blocks, 3 resolutions, 10 components, dropout 0.5 for CIFAR-10).
+    ``n_classes`` and ``condition_shape=[D]`` make it conditional on a class or a vector (a VAE's latent code): every
+    gated block adds a learned term of it to its pre-activations (see the base)."""
 
     def __init__(self, shape: Sequence[int], levels: int = 256, filters: int = 32, blocks: int = 1,
-                 resolutions: int = 3, components: int = 5, dropout: float = 0.0, output: Output | None = None):
-        super().__init__(shape, levels, output=pixel_output(shape[0], levels, output, components))
+                 resolutions: int = 3, components: int = 5, dropout: float = 0.0, output: Output | None = None,
+                 n_classes: int | None = None, condition_shape: Sequence[int] | None = None):
+        if condition_shape is not None and len(condition_shape) != 1:
+            raise ValueError(f"PixelCNN++ is conditioned on class labels or a vector (condition_shape=[D]), not on a "
+                             f"feature map (its levels of resolution would each need the map), got {condition_shape}")
+        super().__init__(shape, levels, n_classes, condition_shape,
+                         output=pixel_output(shape[0], levels, output, components))
         check_integer(filters, "filters", 1)
         self.blocks = check_integer(blocks, "blocks", 1)
         self.resolutions = check_integer(resolutions, "resolutions", 1)
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         self.first = FirstLayer(self.channels + 1, filters)
-        self.down_pass = nn.ModuleList(nn.ModuleList(StreamBlock(filters, dropout, shortcut=False)
+        conditioning = (self.n_classes, self.condition_shape)
+        self.down_pass = nn.ModuleList(nn.ModuleList(StreamBlock(filters, dropout, False, *conditioning)
                                                      for _ in range(blocks)) for _ in range(resolutions))
         self.downsample = nn.ModuleList(Resample(filters, up=False) for _ in range(resolutions - 1))
         # the coarsest level reads its `blocks` shortcuts; each finer one also the output of its downsampling
-        self.up_pass = nn.ModuleList(nn.ModuleList(StreamBlock(filters, dropout, shortcut=True)
+        self.up_pass = nn.ModuleList(nn.ModuleList(StreamBlock(filters, dropout, True, *conditioning)
                                                    for _ in range(blocks + (level < resolutions - 1)))
                                      for level in range(resolutions))
         self.upsample = nn.ModuleList(Resample(filters, up=True) for _ in range(resolutions - 1))
@@ -158,12 +177,12 @@ class PixelCNNPlusPlus(AutoregressiveImageModel):
                 u, ul = self.downsample[level - 1](u, ul)
                 shortcuts.append((u, ul))
             for block in blocks:
-                u, ul = block(u, ul)
+                u, ul = block(u, ul, labels=labels, condition=condition)
                 shortcuts.append((u, ul))
         u, ul = shortcuts.pop()
         for level in reversed(range(self.resolutions)):
             for block in self.up_pass[level]:
-                u, ul = block(u, ul, shortcuts.pop())
+                u, ul = block(u, ul, shortcuts.pop(), labels, condition)
             if level > 0:
                 u, ul = self.upsample[level - 1](u, ul, sizes.pop())
         return self.head(F.elu(ul))

@@ -28,6 +28,7 @@ from dgm.core import check_integer
 from dgm.models.autoregressive.base import AutoregressiveImageModel
 from dgm.models.autoregressive.pixelcnnpp import FirstLayer, Output, RowPrefixCache, pixel_output
 from dgm.nn.causal import CausalAttention, GatedResidualBlock
+from dgm.nn.conditioning import ConditionBias
 from dgm.registry import register_model
 
 BACKGROUND_CHANNELS = 2
@@ -44,19 +45,22 @@ class AttentionBlock(nn.Module):
     """Residual blocks, then causal attention over raster order merged into the features (PixelSNAIL Fig. 4)."""
 
     def __init__(self, filters: int, input_channels: int, residual_blocks: int, key_dim: int, value_channels: int,
-                 heads: int, dropout: float):
+                 heads: int, dropout: float, n_classes: int | None = None, condition_shape: tuple | None = None):
         super().__init__()
         self.residual = nn.ModuleList(GatedResidualBlock(filters, "down_right", dropout=dropout)
                                       for _ in range(residual_blocks))
+        self.conditions = nn.ModuleList(ConditionBias(filters, n_classes, condition_shape)
+                                        for _ in range(residual_blocks))
         key_channels = filters + input_channels + BACKGROUND_CHANNELS
         self.keys = GatedResidualBlock(key_channels, "pointwise", dropout=dropout)
         self.queries = GatedResidualBlock(filters + BACKGROUND_CHANNELS, "pointwise", dropout=dropout)
         self.attention = CausalAttention(filters + BACKGROUND_CHANNELS, key_channels, key_dim, value_channels, heads)
         self.merge = GatedResidualBlock(filters, "pointwise", aux_channels=value_channels, dropout=dropout)
 
-    def forward(self, h: Tensor, x: Tensor, positions: Tensor) -> Tensor:
-        for block in self.residual:
-            h = block(h)
+    def forward(self, h: Tensor, x: Tensor, positions: Tensor, labels: Tensor | None = None,
+                condition: Tensor | None = None) -> Tensor:
+        for block, conditioning in zip(self.residual, self.conditions):
+            h = block(h, condition=conditioning(labels, condition))
         keys = self.keys(torch.cat([h, x, positions], dim=1))
         queries = self.queries(torch.cat([h, positions], dim=1))
         return self.merge(h, self.attention(queries, keys))
@@ -67,12 +71,16 @@ class PixelSNAIL(AutoregressiveImageModel):
     """``blocks`` attention blocks of ``residual_blocks`` gated residual blocks with ``filters`` channels; attention
     with ``heads`` heads, keys of ``key_dim`` and values of ``value_channels`` dimensions; ``components`` logistics
     in the mixture; ``dropout`` in every block. The defaults train on a laptop's CPU (the paper, CIFAR-10: 256
-    filters, 12 blocks of 4 residual blocks, 16-dimensional keys, 128-dimensional values, 10 components)."""
+    filters, 12 blocks of 4 residual blocks, 16-dimensional keys, 128-dimensional values, 10 components).
+    ``n_classes`` and ``condition_shape`` (``[D]`` for a vector, ``[D, H, W]`` for a feature map, e.g. a VQ-VAE's
+    upsampled codes) make it conditional: every residual block adds a learned term of the condition."""
 
     def __init__(self, shape: Sequence[int], levels: int = 256, filters: int = 32, blocks: int = 2,
                  residual_blocks: int = 2, key_dim: int = 16, value_channels: int = 32, heads: int = 1,
-                 components: int = 5, dropout: float = 0.0, output: Output | None = None):
-        super().__init__(shape, levels, output=pixel_output(shape[0], levels, output, components))
+                 components: int = 5, dropout: float = 0.0, output: Output | None = None,
+                 n_classes: int | None = None, condition_shape: Sequence[int] | None = None):
+        super().__init__(shape, levels, n_classes, condition_shape,
+                         output=pixel_output(shape[0], levels, output, components))
         check_integer(filters, "filters", 1)
         check_integer(blocks, "blocks", 1)
         check_integer(residual_blocks, "residual_blocks", 0)
@@ -82,7 +90,8 @@ class PixelSNAIL(AutoregressiveImageModel):
         self.register_buffer("positions", background(*self.shape[1:]), persistent=False)
         self.first = FirstLayer(input_channels, filters)
         self.blocks = nn.ModuleList(AttentionBlock(filters, input_channels, residual_blocks, key_dim, value_channels,
-                                                   heads, dropout) for _ in range(blocks))
+                                                   heads, dropout, self.n_classes, self.condition_shape)
+                                    for _ in range(blocks))
         self.head = nn.Conv2d(filters, self.output.param_channels, 1)
 
     def network(self, x: Tensor, labels: Tensor | None, condition: Tensor | None) -> Tensor:
@@ -90,7 +99,7 @@ class PixelSNAIL(AutoregressiveImageModel):
         inputs = torch.cat([x, positions], dim=1)
         _, h = self.first(inputs)
         for block in self.blocks:
-            h = block(h, inputs, positions)
+            h = block(h, inputs, positions, labels, condition)
         return self.head(F.elu(h))
 
     def new_cache(self, x: Tensor, labels: Tensor | None, condition: Tensor | None) -> RowPrefixCache:
