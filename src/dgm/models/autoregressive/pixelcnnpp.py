@@ -152,7 +152,7 @@ class PixelCNNPlusPlus(AutoregressiveImageModel):
         super().__init__(shape, levels, n_classes, condition_shape,
                          output=pixel_output(shape[0], levels, output, components))
         check_integer(filters, "filters", 1)
-        self.blocks = check_integer(blocks, "blocks", 1)
+        check_integer(blocks, "blocks", 1)
         self.resolutions = check_integer(resolutions, "resolutions", 1)
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
@@ -161,7 +161,8 @@ class PixelCNNPlusPlus(AutoregressiveImageModel):
         self.down_pass = nn.ModuleList(nn.ModuleList(StreamBlock(filters, dropout, False, *conditioning)
                                                      for _ in range(blocks)) for _ in range(resolutions))
         self.downsample = nn.ModuleList(Resample(filters, up=False) for _ in range(resolutions - 1))
-        # the coarsest level reads its `blocks` shortcuts; each finer one also the output of its downsampling
+        # the upsampling pass reads every stored output: `blocks` per level, plus at each finer level the output of
+        # the downsampling into the next level (or, at the finest, of the first layer); the last one starts it
         self.up_pass = nn.ModuleList(nn.ModuleList(StreamBlock(filters, dropout, True, *conditioning)
                                                    for _ in range(blocks + (level < resolutions - 1)))
                                      for level in range(resolutions))
