@@ -161,8 +161,9 @@ class PixelCNNPlusPlus(AutoregressiveImageModel):
         self.down_pass = nn.ModuleList(nn.ModuleList(StreamBlock(filters, dropout, False, *conditioning)
                                                      for _ in range(blocks)) for _ in range(resolutions))
         self.downsample = nn.ModuleList(Resample(filters, up=False) for _ in range(resolutions - 1))
-        # the upsampling pass reads every stored output: `blocks` per level, plus at each finer level the output of
-        # the downsampling into the next level (or, at the finest, of the first layer); the last one starts it
+        # each level of the upsampling pass reads, newest first, what its level stored: its blocks' outputs and the
+        # tensor that entered it (from the downsampling or, at the finest level, the first layer); the coarsest
+        # level's last output starts the pass, so that level has `blocks` blocks and the others `blocks + 1`
         self.up_pass = nn.ModuleList(nn.ModuleList(StreamBlock(filters, dropout, True, *conditioning)
                                                    for _ in range(blocks + (level < resolutions - 1)))
                                      for level in range(resolutions))
