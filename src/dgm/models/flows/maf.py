@@ -21,12 +21,14 @@ from dgm.registry import register_model
 class MAF(FlowModel):
     """MAF on vectors of shape ``(D,)``: ``n_layers`` MADE layers of widths ``hidden`` with the elementwise
     ``transform`` ``"affine"`` (log-scale soft-clamped to ``±max_log_scale``) or ``"spline"`` (``bins`` bins on
-    ``[-bound, bound]``)."""
+    ``[-bound, bound]``).
+    ``objective``, ``target`` and ``anneal_steps`` as in :class:`~dgm.flows.model.FlowModel` (forward or reverse KL)."""
 
     def __init__(self, shape: tuple[int, ...], n_layers: int = 5, hidden: Sequence[int] = (64, 64),
-                 transform: str = "affine", max_log_scale: float = 2.0, bins: int = 8, bound: float = 4.0):
+                 transform: str = "affine", max_log_scale: float = 2.0, bins: int = 8, bound: float = 4.0,
+                 objective: str = "forward_kl", target: str | None = None, anneal_steps: int = 0):
         if len(shape) != 1:
             raise ValueError(f"MAF takes vectors of shape (D,), got shape {tuple(shape)}")
         transform = elementwise_transform(transform, max_log_scale=max_log_scale, bins=bins, bound=bound)
         super().__init__(autoregressive_flow(MaskedAutoregressive, check_integer(shape[0], "D", 1), n_layers,
-                                             hidden, transform))
+                                             hidden, transform), objective, target, anneal_steps)

@@ -36,8 +36,9 @@ class NICE(FlowModel):
     """NICE on vectors of shape ``(D,)``, ``D ≥ 2``: ``n_layers`` additive couplings (the paper uses 4) with MLP
     conditioners of widths ``hidden``, then a diagonal scaling."""
 
-    def __init__(self, shape: tuple[int, ...], n_layers: int = 4, hidden: Sequence[int] = (64, 64)):
+    def __init__(self, shape: tuple[int, ...], n_layers: int = 4, hidden: Sequence[int] = (64, 64),
+                 objective: str = "forward_kl", target: str | None = None, anneal_steps: int = 0):
         dim = vector_dim(shape, "NICE")
         couplings = [mlp_coupling(alternating_mask(dim, k), hidden, Additive())
                      for k in range(check_integer(n_layers, "n_layers", 1))]
-        super().__init__(Compose(*couplings, DiagonalScaling(dim)))
+        super().__init__(Compose(*couplings, DiagonalScaling(dim)), objective, target, anneal_steps)

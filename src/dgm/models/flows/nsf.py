@@ -21,10 +21,12 @@ from dgm.registry import register_model
 class NSF(FlowModel):
     """NSF on vectors of shape ``(D,)``: ``n_layers`` spline layers of ``bins`` bins on ``[-bound, bound]``,
     conditioned by MLPs (couplings, ``D ≥ 2``) or, with ``autoregressive=True``, by MADE networks of widths
-    ``hidden``."""
+    ``hidden``.
+    ``objective``, ``target`` and ``anneal_steps`` as in :class:`~dgm.flows.model.FlowModel` (forward or reverse KL)."""
 
     def __init__(self, shape: tuple[int, ...], n_layers: int = 6, hidden: Sequence[int] = (64, 64), bins: int = 8,
-                 bound: float = 4.0, autoregressive: bool = False):
+                 bound: float = 4.0, autoregressive: bool = False,
+                 objective: str = "forward_kl", target: str | None = None, anneal_steps: int = 0):
         transform = RationalQuadraticSpline(bins, bound)
         if autoregressive:
             if len(shape) != 1:
@@ -35,4 +37,4 @@ class NSF(FlowModel):
             dim = vector_dim(shape, "NSF")
             bijection = Compose(*(mlp_coupling(alternating_mask(dim, k), hidden, transform)
                                   for k in range(check_integer(n_layers, "n_layers", 1))))
-        super().__init__(bijection)
+        super().__init__(bijection, objective, target, anneal_steps)
