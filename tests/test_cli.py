@@ -36,7 +36,9 @@ def test_train_evaluate_sample_report(tmp_path, capsys):
     assert main(["sample", str(run), "-n", "16", "-o", str(tmp_path / "s.npz")]) == 0
     samples = np.load(tmp_path / "s.npz")["samples"]
     assert samples.shape == (16, 2) and np.isfinite(samples).all()
-    assert main(["sample", str(run), "-n", "100", "-o", str(tmp_path / "s.png")]) == 0
+    assert main(["sample", str(run), "-n", "100", "-o", str(tmp_path / "s.png"), "--threads", "2"]) == 0
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(1)  # as tests/conftest.py sets it
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     assert main(["report", str(tmp_path), "-o", str(tmp_path / "report.html")]) == 0  # a folder of runs
@@ -78,6 +80,7 @@ def test_recipe_with_overrides_and_exact_resume(tmp_path):
     (["train", "--model", "realnvp", "--data", "moons", "--strategy", "nonsense"], "invalid strategy name"),
     (["train", "--resume", "/nonexistent/run", "--lr", "0.5"], "only --max-epochs, --max-steps, --max-time"),
     (["evaluate", "/nonexistent/run"], "not a run folder"),
+    (["evaluate", "/nonexistent/run", "--threads", "0"], "--threads must be at least 1"),
     (["sample", "/nonexistent/run", "-o", "x.jpg"], "must end in .png or .npz"),
 ])
 def test_bad_input_gives_a_clear_error_and_exit_code_2(arguments, message, capsys):

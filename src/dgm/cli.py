@@ -31,10 +31,14 @@ def _key_values(pairs: list[str], flag: str) -> dict:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dgm", description="Deep generative models: train, sample, evaluate.")
     commands = parser.add_subparsers(dest="command", required=True)
+    computing = argparse.ArgumentParser(add_help=False)
+    computing.add_argument("--threads", type=int, metavar="N",
+                           help="CPU threads of torch (default: torch's choice, one per core); on a machine shared "
+                                "with other jobs, 1 is often several times faster for small models")
 
     commands.add_parser("list", help="models, data sets and recipes, one line each")
 
-    train = commands.add_parser("train", help="train a recipe, or --model on --data")
+    train = commands.add_parser("train", parents=[computing], help="train a recipe, or --model on --data")
     train.add_argument("recipe", nargs="?", help="a recipe name (see `dgm list`)")
     train.add_argument("--model", help="model name (overrides the recipe's)")
     train.add_argument("--data", help="data set name (overrides the recipe's)")
@@ -54,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--no-evaluate", action="store_true", help="skip the test evaluation after training")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    sample = commands.add_parser("sample", help="draw samples from a trained run")
+    sample = commands.add_parser("sample", parents=[computing], help="draw samples from a trained run")
     sample.add_argument("run", type=Path)
     sample.add_argument("-n", type=int, default=64, help="number of samples")
     sample.add_argument("-o", "--output", type=Path, required=True, help="FILE.png (picture) or FILE.npz (array)")
@@ -63,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="class labels of a class-conditional model, repeated to fill -n (default: every class "
                              "in turn)")
 
-    evaluate = commands.add_parser("evaluate", help="test NLL, bits per dim and sample quality of a run (writes "
+    evaluate = commands.add_parser("evaluate", parents=[computing], help="test NLL, bits per dim and sample quality of a run (writes "
                                    "RUN/metrics.json), or sample quality of two image sets (--real, --fake)")
     evaluate.add_argument("run", type=Path, nargs="?")
     evaluate.add_argument("--batch-size", type=int, default=1000)
@@ -217,6 +221,16 @@ def _report(args) -> None:
     print(f"report written to {write_report(runs, args.output)}")
 
 
+def _set_threads(threads: int | None) -> None:
+    """``torch.set_num_threads`` for ``--threads``; ``None`` keeps torch's default."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
+    import torch
+    torch.set_num_threads(threads)
+
+
 def main(argv: list[str] | None = None) -> int:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
@@ -227,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"list": lambda a: _list(), "train": _train, "sample": _sample, "evaluate": _evaluate,
                 "report": _report}
     try:
+        _set_threads(getattr(args, "threads", None))
         commands[args.command](args)
     except (ValueError, FileNotFoundError, MisconfigurationException, TrainingDiverged) as error:
         print(f"dgm {args.command}: error: {error}", file=sys.stderr)
