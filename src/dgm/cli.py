@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="class labels of a class-conditional model, repeated to fill -n (default: every class "
                              "in turn)")
 
-    evaluate = commands.add_parser("evaluate", parents=[computing], help="test NLL, bits per dim and sample quality of a run (writes "
+    evaluate = commands.add_parser("evaluate", parents=[computing],
+                                   help="test NLL, bits per dim and sample quality of a run (writes "
                                    "RUN/metrics.json), or sample quality of two image sets (--real, --fake)")
     evaluate.add_argument("run", type=Path, nargs="?")
     evaluate.add_argument("--batch-size", type=int, default=1000)
