@@ -213,7 +213,7 @@ class FoldedConv(nn.Module):
         self.conv = conv
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.conv(x))
+        return F.relu(self.conv(x), inplace=True)
 
 
 def conv_layers(module: nn.Module) -> list[ConvBN]:
