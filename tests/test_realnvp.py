@@ -89,7 +89,8 @@ def test_loss_reports_mean_nll_in_nats_and_bits_per_dimension():
 def test_is_registered_with_its_config_and_exact_likelihood():
     model = RealNVP((3,), n_layers=2, hidden=[5])
     assert MODELS["realnvp"] is RealNVP and RealNVP.likelihood == "exact"
-    assert model.config == {"shape": [3], "n_layers": 2, "hidden": [5], "max_log_scale": 2.0}
+    assert model.config == {"shape": [3], "n_layers": 2, "hidden": [5], "max_log_scale": 2.0,
+                            "objective": "forward_kl", "target": None, "anneal_steps": 0}
     assert model.sample(4).shape == (4, 3)
     masks = [layer.mask.tolist() for layer in model.bijection.bijections]
     assert masks == [[1, 0, 1], [0, 1, 0]]
