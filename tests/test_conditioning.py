@@ -134,3 +134,14 @@ def test_unconditional_models_ignore_labels_and_refuse_them_on_the_command_line(
     model = dgm.create("pixelcnn", shape=(1, 2, 2), levels=2, filters=4, layers=1, kernel_size=3)
     run = fit(model, _two_class_data(), tmp_path / "run", max_steps=5, batch_size=32, progress=False)
     assert main(["sample", str(run.directory), "-n", "2", "--labels", "1", "-o", str(tmp_path / "s.npz")]) == 2
+
+
+def test_sample_quality_draws_every_class_of_a_conditional_model():
+    from dgm.metrics.quality import generated_samples
+    seed_everything(0)
+    model = dgm.create("pixelcnn", shape=(1, 3, 3), levels=2, filters=4, layers=1, kernel_size=3, n_classes=3)
+    drawn = []
+    original = model.sample
+    model.sample = lambda n, labels=None: drawn.append(labels.tolist()) or original(n, labels=labels)
+    assert generated_samples(model, 7, batch_size=4).shape == (7, 1, 3, 3)
+    assert drawn == [[0, 1, 2, 0], [0, 1, 2]]

@@ -182,7 +182,7 @@ def _sample_labels(model, labels: str | None, n: int) -> dict:
     """``--labels 3`` or ``--labels 0,1,2`` repeated to ``n`` samples, as ``model.sample``'s keyword arguments."""
     import torch
 
-    from dgm.runs import sample_labels
+    from dgm.core import sample_labels
     if labels is None:
         return sample_labels(model, n)
     if model.n_classes is None:

@@ -7,6 +7,7 @@ import torch
 
 from dgm import plots
 from dgm.checkpoint import load_model, read_json, write_json
+from dgm.core import sample_labels
 from dgm.data.base import Data, load
 from dgm.metrics.likelihood import log_likelihoods, nll_summary
 from dgm.metrics.quality import model_quality
@@ -101,14 +102,6 @@ def save_samples_picture(samples: torch.Tensor, data: Data, path: str | Path, ti
 def is_sequence(data: Data) -> bool:
     """Whether examples are one-channel sequences ``(1, T)`` (audio-like data, e.g. for WaveNet)."""
     return len(data.shape) == 2 and data.shape[0] == 1
-
-
-def sample_labels(model, n: int) -> dict:
-    """``{"labels": 0, 1, …, n_classes - 1, 0, 1, …}`` (``n`` of them) for a class-conditional model, else ``{}``:
-    the keyword arguments of ``model.sample(n, ...)`` for pictures with every class."""
-    if model.n_classes is None:
-        return {}
-    return {"labels": torch.arange(n, device=model.device) % model.n_classes}
 
 
 @torch.no_grad()

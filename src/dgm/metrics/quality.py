@@ -27,7 +27,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from dgm.checkpoint import CheckpointError, atomic_write, read_weights
-from dgm.core import check_integer
+from dgm.core import check_integer, sample_labels
 from dgm.metrics.features import (DigitFeatures, FeatureExtractor, InceptionFeatures, RawFeatures, data_pixels,
                                   to_pixels)
 from dgm.metrics.frechet import GaussianStatistics
@@ -199,11 +199,12 @@ def reference_features(data, extractor: FeatureExtractor, split: str = "test", n
 
 
 def generated_samples(model, n: int, batch_size: int, progress: bool = False) -> Tensor:
-    """``n`` samples of ``model``, drawn in batches."""
+    """``n`` samples of ``model``, drawn in batches; a class-conditional model draws every class in turn."""
     check_integer(n, "the number of samples", 2)
     sizes = [batch_size] * (n // batch_size) + [n % batch_size] * (n % batch_size > 0)
     with torch.no_grad():
-        return torch.cat([model.sample(size).cpu() for size in tqdm(sizes, desc="sampling", disable=not progress)])
+        return torch.cat([model.sample(size, **sample_labels(model, size)).cpu()
+                          for size in tqdm(sizes, desc="sampling", disable=not progress)])
 
 
 def model_quality(model, data, metrics=None, n: int = 1000, batch_size: int = 500, features: str = "auto",
