@@ -2,6 +2,7 @@
 
 Every bijection inverts exactly and reports the true log|det| of its Jacobian (float64, tiny images, several shapes).
 """
+import math
 import pytest
 import torch
 from torch.autograd.functional import jacobian
@@ -245,3 +246,26 @@ def test_glow_on_digits_beats_the_independent_pixel_floor_in_two_minutes(tmp_pat
     with torch.no_grad():
         nll = -run.model.eval().log_prob(data.test).mean().item()
     assert nll < 108.05
+
+
+def test_evaluate_tightens_the_bound_with_importance_samples(tmp_path, capsys):
+    """`dgm evaluate --importance-samples K` reports the importance-weighted bound of a dequantized flow (recorded in
+    metrics.json); a model with an exact likelihood refuses the option."""
+    import json
+
+    from dgm.cli import main
+    run = tmp_path / "glow"
+    assert main(["train", "--model", "glow", "--data", "digits", "--model-arg", "scales=1", "--model-arg", "steps=1",
+                 "--model-arg", "channels=4", "--max-steps", "3", "--batch-size", "64", "--out", str(run),
+                 "--no-progress", "--no-evaluate"]) == 0
+    assert main(["evaluate", str(run), "--metrics", "nll", "--importance-samples", "3"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["importance_samples"] == 3 and metrics["likelihood"] == "lower_bound"
+    assert metrics["n_test"] == 297 and math.isfinite(metrics["nll_nats"])
+    capsys.readouterr()
+    flow = tmp_path / "flow"
+    assert main(["train", "--model", "realnvp", "--data", "moons", "--data-arg", "n_train=256", "--data-arg",
+                 "n_test=64", "--model-arg", "n_layers=1", "--max-steps", "1", "--out", str(flow), "--no-progress",
+                 "--no-evaluate"]) == 0
+    assert main(["evaluate", str(flow), "--metrics", "nll", "--importance-samples", "3"]) == 2
+    assert "has no importance-weighted bound" in capsys.readouterr().err

@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "RUN/metrics.json), or sample quality of two image sets (--real, --fake)")
     evaluate.add_argument("run", type=Path, nargs="?")
     evaluate.add_argument("--batch-size", type=int, default=1000)
+    evaluate.add_argument("--importance-samples", type=int, metavar="K",
+                          help="tighten a likelihood bound with K importance samples (dequantized flows)")
     evaluate.add_argument("--real", type=Path, help="real images: a folder of PNG files or a .npz file of one array")
     evaluate.add_argument("--fake", type=Path, help="generated images, as --real")
     evaluate.add_argument("--metrics", help="comma-separated from nll, fid, kid, is, pr, dc, modes (default: NLL "
@@ -211,8 +213,8 @@ def _evaluate(args) -> None:
         quality = None if kind == "inception" else quality
     elif metrics is None:  # --metrics nll
         quality = None
-    print(json.dumps(evaluate_run(args.run, batch_size=args.batch_size, progress=True, sample_quality=quality),
-                     indent=2))
+    print(json.dumps(evaluate_run(args.run, batch_size=args.batch_size, progress=True, sample_quality=quality,
+                                  importance_samples=args.importance_samples), indent=2))
 
 
 def _report(args) -> None:

@@ -44,10 +44,11 @@ def data_entropy(data: Data) -> float | None:
 
 
 def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool = False,
-                 sample_quality: dict | None = None) -> dict:
+                 sample_quality: dict | None = None, importance_samples: int | None = None) -> dict:
     """Test NLL (nats/example) and bits/dim of a trained run, written to and returned as ``metrics.json``;
     with ``sample_quality`` (options of :func:`dgm.metrics.quality.model_quality`, ``{}`` for its defaults) also
-    FID, KID, IS, precision/recall, density/coverage or mode coverage of the model's samples."""
+    FID, KID, IS, precision/recall, density/coverage or mode coverage of the model's samples. ``importance_samples``
+    tightens a bound with that many importance samples (see :func:`~dgm.metrics.likelihood.log_likelihoods`)."""
     directory = Path(directory)
     model, data = load_model(directory), run_data(directory)
     metrics: dict = {"model": model.model_name, "data": data.name}
@@ -55,8 +56,11 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
         metrics["likelihood"] = None
     else:
         labels = None if model.n_classes is None else data.test_labels
-        log_p = log_likelihoods(model, data.test, batch_size=batch_size, progress=progress, labels=labels)
+        log_p = log_likelihoods(model, data.test, batch_size=batch_size, progress=progress, labels=labels,
+                                importance_samples=importance_samples)
         metrics |= nll_summary(log_p, data.dim, model.likelihood)
+        if importance_samples is not None:
+            metrics["importance_samples"] = importance_samples
     entropy = data_entropy(data)
     if entropy is not None:
         metrics["entropy_nats"] = entropy

@@ -7,6 +7,7 @@ applied to the differential NLL.
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -16,16 +17,24 @@ from tqdm.auto import tqdm
 
 @torch.no_grad()
 def log_likelihoods(model, x: Tensor, batch_size: int = 1000, progress: bool = False,
-                    labels: Tensor | None = None) -> Tensor:
+                    labels: Tensor | None = None, importance_samples: int | None = None) -> Tensor:
     """``model.log_prob`` of every example of ``x`` (given its ``labels`` for a class-conditional model), computed
-    in batches, shape ``(N,)``."""
+    in batches, shape ``(N,)``. ``importance_samples = K`` evaluates a bound that tightens with ``K`` (the
+    importance-weighted bound, ``log_prob(x, samples=K)``) for the models that have one."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     if model.likelihood is None:
         raise ValueError(f"{type(model).__name__} has no likelihood to evaluate (likelihood = None)")
+    options = {}
+    if importance_samples is not None:
+        if "samples" not in inspect.signature(model.log_prob).parameters:
+            raise ValueError(f"{model.model_name or type(model).__name__} has no importance-weighted bound "
+                             f"(its likelihood is {model.likelihood!r}); importance samples serve bounds such as "
+                             "those of dequantized flows")
+        options["samples"] = importance_samples
     starts = range(0, len(x), batch_size)
     return torch.cat([model.log_prob(x[start:start + batch_size].to(model.device),
-                                     **_labels(labels, start, batch_size, model.device)).cpu()
+                                     **_labels(labels, start, batch_size, model.device), **options).cpu()
                       for start in tqdm(starts, desc="log-likelihood", disable=not progress)])
 
 
