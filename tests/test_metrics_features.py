@@ -7,7 +7,7 @@ from dgm.metrics.classifier import WEIGHTS, DigitClassifier
 from dgm.metrics.features import (DigitFeatures, InceptionFeatures, RawFeatures, inception_input,
                                   load_inception, load_torchscript_inception, to_pixels)
 from dgm.metrics.quality import SampleQuality, choose_extractor, model_quality, reference_features
-from dgm.nn.inception import InceptionV3, from_torchscript_state
+from dgm.nn.inception import from_torchscript_state
 
 TOLERANCE = 1e-4
 

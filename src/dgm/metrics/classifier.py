@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from importlib import resources
 
-import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
