@@ -73,9 +73,10 @@ def check_labels(labels, n: int, n_classes: int) -> Tensor:
 def sample_labels(model: "GenerativeModel", n: int) -> dict:
     """``{"labels": 0, 1, …, n_classes − 1, 0, 1, …}`` (``n`` of them) for a class-conditional model, else ``{}``:
     the keyword arguments of ``model.sample(n, ...)`` that draw every class in turn (pictures, sample quality)."""
-    if model.n_classes is None:
+    n_classes = getattr(model, "n_classes", None)  # any object with sample(n) serves, a GenerativeModel or not
+    if n_classes is None:
         return {}
-    return {"labels": torch.arange(n, device=model.device) % model.n_classes}
+    return {"labels": torch.arange(n, device=model.device) % n_classes}
 
 
 def _jsonable(value, where: str):
