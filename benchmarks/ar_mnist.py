@@ -39,7 +39,8 @@ def train_and_evaluate(name: str, data, minutes: float, out: Path, seed: int, te
     test = data.test if test_examples is None else data.test[:test_examples]
     if test_examples is not None:
         options["eval_batches"] = math.ceil(test_examples / options.get("batch_size", 128))
-    run = fit(model, data, out / name, max_time=minutes * 60, seed=seed, progress=False, **options)
+    run = fit(model, data, out / name, max_time=minutes * 60, seed=seed, progress=False, pictures=False,
+              **options)
     metrics = nll_summary(log_likelihoods(run.model, test, batch_size=500), data.dim, run.model.likelihood)
     return {"model": name, "recipe": recipe if recipe in list_recipes() else None,
             "parameters": sum(p.numel() for p in model.parameters()), "train_seconds": round(run.seconds, 1),

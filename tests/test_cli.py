@@ -48,7 +48,8 @@ def test_train_evaluate_sample_report(tmp_path, capsys):
 
 def test_recipe_with_overrides_and_exact_resume(tmp_path):
     common = ["histogram-1d", "--batch-size", "256", "--no-progress", "--no-evaluate"]
-    assert main(["train", *common, "--max-epochs", "4", "--out", str(tmp_path / "straight")]) == 0
+    assert main(["train", *common, "--max-epochs", "4", "--out", str(tmp_path / "straight"), "--no-pictures"]) == 0
+    assert not (tmp_path / "straight" / "samples.png").exists()
     assert main(["train", *common, "--max-epochs", "2", "--out", str(tmp_path / "split")]) == 0
     (tmp_path / "split" / "metrics.json").write_text('{"nll_nats": 9.9}')  # evaluated after the first part
     assert main(["train", "--resume", str(tmp_path / "split"), "--max-epochs", "4", "--no-progress",

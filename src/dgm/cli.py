@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--strategy", help="Lightning strategy, e.g. ddp (with --devices 2)")
     train.add_argument("--no-evaluate", action="store_true", help="skip the test evaluation after training")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--no-pictures", action="store_true",
+                       help="skip the run's pictures (sampling is slow for large autoregressive models)")
 
     sample = commands.add_parser("sample", parents=[computing], help="draw samples from a trained run")
     sample.add_argument("run", type=Path)
@@ -148,7 +150,8 @@ def _train(args) -> None:
         model, out = load_model(args.resume), args.resume
     else:
         model, out = create(plan["model"], data=data, **plan["model_options"]), args.out
-    run = fit(model, data, out, resume=args.resume is not None, progress=not args.no_progress, **plan["train"])
+    run = fit(model, data, out, resume=args.resume is not None, progress=not args.no_progress,
+              pictures=not args.no_pictures, **plan["train"])
     if run.rank != 0:
         return
     print(f"run folder: {run.directory}  ({run.seconds:.1f} s of training)")

@@ -72,7 +72,7 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
         batch_size: int = 128, lr: float = 1e-3, lr_schedule: str = "constant", grad_clip: float | None = None,
         ema_decay: float | None = None, seed: int = 0, devices: int = 1, strategy: str = "auto",
         accelerator: str = "auto", eval_batches: int | None = None, resume: bool = False,
-        progress: bool = True, callbacks: list | tuple = ()) -> Run:
+        progress: bool = True, pictures: bool = True, callbacks: list | tuple = ()) -> Run:
     """Train ``model`` on ``data`` and return the :class:`Run`.
 
     Stops after ``max_epochs``, ``max_steps`` optimizer steps or ``max_time`` seconds, whichever comes first
@@ -80,7 +80,9 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
     evaluation and export. ``resume=True`` continues the run in ``out`` from its last checkpoint, exactly as if it
     had not stopped. ``accelerator``, ``devices`` and ``strategy`` are Lightning's (``"auto"`` takes a GPU when
     there is one; ``strategy="ddp"`` for distributed data parallel); ``callbacks`` are extra Lightning callbacks.
-    ``eval_batches`` limits the test batches evaluated at each epoch end (all by default).
+    ``eval_batches`` limits the test batches evaluated at each epoch end (all by default). ``pictures=False`` skips
+    the pictures of the run (``samples.png`` and the others), whose sampling takes minutes for models without a
+    fast sampler (naive autoregressive generation of large images).
     """
     data = load(data) if isinstance(data, str) else data
     if tuple(model.config["shape"]) != data.shape or model.config.get("levels") != data.levels:
@@ -128,7 +130,8 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
         record = read_json(directory / RUN_FILE)
         record["seconds"] += seconds
         write_json(directory / RUN_FILE, record)
-        write_pictures(model, data, directory)
+        if pictures:
+            write_pictures(model, data, directory)
     return Run(directory, model, trainer.global_rank, seconds)
 
 
