@@ -116,5 +116,26 @@ def test_conditioning_on_a_class_or_a_vector():
                            model.log_prob(images, labels=torch.tensor([1, 1]), condition=z.expand(2, -1)))
     with pytest.raises(ValueError, match="pass labels"):
         model.log_prob(images, condition=z.expand(2, -1))
-    with pytest.raises(ValueError, match="feature map"):
-        pixelcnnpp((1, 4, 4), 2, condition_shape=[3, 4, 4])
+
+
+def test_conditioning_on_a_feature_map_at_every_resolution():
+    shape = (1, 2, 2)
+    model = pixelcnnpp(shape, 2, condition_shape=[3, 2, 2])
+    h = torch.randn(1, 3, 2, 2, dtype=torch.float64)
+    assert total_probability(model, shape, 2, condition=h) == pytest.approx(1.0, abs=1e-5)
+    images = torch.randint(0, 2, (1, *shape)).double().expand(2, -1, -1, -1)
+    two_maps = torch.cat([h, torch.randn(1, 3, 2, 2, dtype=torch.float64)])
+    log_p = model.log_prob(images, condition=two_maps)
+    assert not torch.isclose(log_p[0], log_p[1])
+    # 5x4 -> 3x2 -> 2x1: odd sizes, and the coarse levels read averages of the map's last, partial cells
+    big = pixelcnnpp((1, 5, 4), 2, condition_shape=[3, 5, 4])
+    maps = torch.randn(4, 3, 5, 4, dtype=torch.float64)
+    assert len(dependency_violations(big, torch.randint(0, 2, (1, 1, 5, 4)).double(), condition=maps[:1])) == 0
+    changed = maps.clone()
+    changed[:, :, 4] += 1.0  # the map's last row alone, which the coarsest level averages with no other row
+    blank = torch.zeros(4, 1, 5, 4, dtype=torch.float64)
+    assert not torch.equal(big.log_prob(blank, condition=maps), big.log_prob(blank, condition=changed))
+    torch.manual_seed(3)
+    fast = big.sample(4, condition=maps)
+    torch.manual_seed(3)
+    assert torch.equal(fast, big.sample(4, condition=maps, naive=True))

@@ -148,14 +148,26 @@ class CausalAttention(nn.Module):
         length = queries.shape[2]
         # key and value j move to slot j + 1 behind a null slot (key 0, value 0): a causal mask over the slots lets
         # query i see the null slot and keys j < i, and the fused kernel of PyTorch applies that mask
-        keys, values = shift_right(keys.transpose(2, 3)).transpose(2, 3), shift_right(values.transpose(2, 3))
-        attended = F.scaled_dot_product_attention(queries, keys, values.transpose(2, 3), is_causal=True)
+        keys, values = shift_down(keys), shift_down(values)  # (N, heads, L, D): one step along L
+        attended = _causal_attention(queries, keys, values)
         return attended.transpose(1, 2).reshape(n, length, -1).transpose(1, 2).reshape(n, -1, *positions)
 
     def _heads(self, x: Tensor) -> Tensor:
         """``(N, L, D)`` → ``(N, heads, L, D/heads)``."""
         n, length, dim = x.shape
         return x.view(n, length, self.heads, dim // self.heads).transpose(1, 2)
+
+
+def _causal_attention(queries: Tensor, keys: Tensor, values: Tensor) -> Tensor:
+    """``softmax(q kᵀ / √d_k + causal mask) v`` with PyTorch's fused kernel. The fused (flash) kernel on the CPU
+    needs one head dimension for queries, keys and values, else a slow one forms the whole ``L x L`` matrix; zeros
+    appended to the narrower side change no dot product, and the scale keeps the keys' own ``d_k``."""
+    key_dim, value_dim = queries.shape[-1], values.shape[-1]
+    width = max(key_dim, value_dim)
+    queries, keys = F.pad(queries, (0, width - key_dim)), F.pad(keys, (0, width - key_dim))
+    attended = F.scaled_dot_product_attention(queries, keys, F.pad(values, (0, width - value_dim)),
+                                              is_causal=True, scale=key_dim ** -0.5)
+    return attended[..., :value_dim]
 
 
 class CausalConv1d(nn.Conv1d):

@@ -22,6 +22,14 @@ def region(bias: Tensor | float, rows: slice, columns: slice) -> Tensor | float:
     return bias
 
 
+def condition_rows(condition: Tensor | None, rows: int) -> Tensor | None:
+    """A feature-map condition ``(N, D, H, W)`` cut to its first ``rows`` rows, for a network run on the first rows
+    of an image (row-prefix sampling); a vector or no condition as it is."""
+    if condition is not None and condition.dim() == 4:
+        return condition[:, :, :rows]
+    return condition
+
+
 def check_condition_shape(condition_shape: Sequence[int] | None, image_shape: tuple[int, ...]) -> tuple | None:
     """``condition_shape`` as a tuple if it is ``(D,)`` or ``(D, H, W)`` with the image's ``H, W``, else raise."""
     if condition_shape is None:

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from dgm.core import check_integer
 from dgm.models.autoregressive.base import AutoregressiveImageModel, CategoricalPixels, LayerCache
 from dgm.nn.causal import (GatedResidualBlock, ShiftedConv2d, ShiftedConvTranspose2d, shift_down, shift_right)
-from dgm.nn.conditioning import ConditionBias
+from dgm.nn.conditioning import ConditionBias, condition_rows
 from dgm.nn.logistic_mixture import DiscretizedLogisticMixture
 from dgm.registry import register_model
 
@@ -62,7 +62,9 @@ def pixel_output(channels: int, levels: int, output: Output | None, components: 
 class RowPrefixCache(LayerCache):
     """Sampling that runs the network on the rows generated so far only: row ``i``'s parameters depend on rows
     ``≤ i`` alone (the streams pad above and to the sides, never below), so the rows below may be left out. The
-    draws are those of naive sampling at about half its cost, for models without a per-layer cache."""
+    draws are those of naive sampling at about half its cost, for models without a per-layer cache. The network
+    gets the whole condition and cuts a feature map to the rows it is given (:func:`~dgm.nn.conditioning.
+    condition_rows`) at each resolution."""
 
     full_rows = False
 
@@ -70,10 +72,7 @@ class RowPrefixCache(LayerCache):
         self.model, self.labels, self.condition = model, labels, condition
 
     def pixel(self, i: int, j: int, x: Tensor) -> Tensor:
-        condition = self.condition
-        if condition is not None and condition.dim() == 4:  # a feature map: its rows of the prefix
-            condition = condition[:, :, :i + 1]
-        return self.model.network(self.model.scaled(x[:, :, :i + 1]), self.labels, condition)[:, :, i, j]
+        return self.model.network(self.model.scaled(x[:, :, :i + 1]), self.labels, self.condition)[:, :, i, j]
 
     def store(self, i: int, j: int, x: Tensor) -> None:
         pass
@@ -140,15 +139,14 @@ class PixelCNNPlusPlus(AutoregressiveImageModel):
     """``resolutions`` levels (each halving the previous) of ``blocks`` gated residual blocks per stream, with
     ``filters`` channels; ``components`` logistics in the mixture; ``dropout`` in every block. The defaults train
     on a laptop's CPU (the paper: 160 filters, 5 blocks, 3 resolutions, 10 components, dropout 0.5 for CIFAR-10).
-    ``n_classes`` and ``condition_shape=[D]`` make it conditional on a class or a vector (a VAE's latent code): every
-    gated block adds a learned term of it to its pre-activations (see the base)."""
+    ``n_classes`` and ``condition_shape`` (``[D]`` for a vector such as a VAE's latent code, ``[D, H, W]`` for a
+    feature map such as a VQ-VAE's code map) make it conditional: every gated block adds a learned term of it to its
+    pre-activations (see the base); a feature map reaches each coarser level averaged over 2x2 cells, level by
+    level (:meth:`conditions_per_level`)."""
 
     def __init__(self, shape: Sequence[int], levels: int = 256, filters: int = 32, blocks: int = 1,
                  resolutions: int = 3, components: int = 5, dropout: float = 0.0, output: Output | None = None,
                  n_classes: int | None = None, condition_shape: Sequence[int] | None = None):
-        if condition_shape is not None and len(condition_shape) != 1:
-            raise ValueError(f"PixelCNN++ is conditioned on class labels or a vector (condition_shape=[D]), not on a "
-                             f"feature map (its levels of resolution would each need the map), got {condition_shape}")
         super().__init__(shape, levels, n_classes, condition_shape,
                          output=pixel_output(shape[0], levels, output, components))
         check_integer(filters, "filters", 1)
@@ -170,7 +168,19 @@ class PixelCNNPlusPlus(AutoregressiveImageModel):
         self.upsample = nn.ModuleList(Resample(filters, up=True) for _ in range(resolutions - 1))
         self.head = nn.Conv2d(filters, self.output.param_channels, 1)
 
+    def conditions_per_level(self, condition: Tensor | None) -> list[Tensor | None]:
+        """The condition of each level of resolution: a feature map averaged over 2x2 cells once per level (always
+        from the whole map, so that a network run on the first rows of an image gets the rows of the whole
+        image's terms), a vector or ``None`` as it is."""
+        if condition is None or condition.dim() == 2:
+            return [condition] * self.resolutions
+        maps = [condition]
+        for _ in range(self.resolutions - 1):
+            maps.append(F.avg_pool2d(maps[-1], 2, ceil_mode=True))
+        return maps
+
     def network(self, x: Tensor, labels: Tensor | None, condition: Tensor | None) -> Tensor:
+        conditions = self.conditions_per_level(condition)
         u, ul = self.first(torch.cat([x, torch.ones_like(x[:, :1])], dim=1))
         shortcuts, sizes = [(u, ul)], []
         for level, blocks in enumerate(self.down_pass):
@@ -179,12 +189,12 @@ class PixelCNNPlusPlus(AutoregressiveImageModel):
                 u, ul = self.downsample[level - 1](u, ul)
                 shortcuts.append((u, ul))
             for block in blocks:
-                u, ul = block(u, ul, labels=labels, condition=condition)
+                u, ul = block(u, ul, labels=labels, condition=condition_rows(conditions[level], u.shape[2]))
                 shortcuts.append((u, ul))
         u, ul = shortcuts.pop()
         for level in reversed(range(self.resolutions)):
             for block in self.up_pass[level]:
-                u, ul = block(u, ul, shortcuts.pop(), labels, condition)
+                u, ul = block(u, ul, shortcuts.pop(), labels, condition_rows(conditions[level], u.shape[2]))
             if level > 0:
                 u, ul = self.upsample[level - 1](u, ul, sizes.pop())
         return self.head(F.elu(ul))

@@ -28,7 +28,7 @@ from dgm.core import check_integer
 from dgm.models.autoregressive.base import AutoregressiveImageModel
 from dgm.models.autoregressive.pixelcnnpp import FirstLayer, Output, RowPrefixCache, pixel_output
 from dgm.nn.causal import CausalAttention, GatedResidualBlock
-from dgm.nn.conditioning import ConditionBias
+from dgm.nn.conditioning import ConditionBias, condition_rows
 from dgm.registry import register_model
 
 BACKGROUND_CHANNELS = 2
@@ -96,6 +96,7 @@ class PixelSNAIL(AutoregressiveImageModel):
 
     def network(self, x: Tensor, labels: Tensor | None, condition: Tensor | None) -> Tensor:
         positions = self.positions[:, :x.shape[2]].to(x.dtype).expand(len(x), -1, -1, -1)  # rows of x only
+        condition = condition_rows(condition, x.shape[2])
         inputs = torch.cat([x, positions], dim=1)
         _, h = self.first(inputs)
         for block in self.blocks:
