@@ -2,6 +2,7 @@
 course) vs torchmetrics' FID computation, in one process; prints one JSON line with the times and the ratios.
 
     .venv/bin/python benchmarks/frechet_speed.py [--dim 2048] [--samples 5000] [--repeats 3]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/frechet_speed.py      # one thread for torch and scipy's BLAS
 
 The covariances are those of ``samples`` random non-negative, correlated feature vectors (like pool3 features).
 Each method runs ``repeats`` times, interleaved; the best time of each is reported (the machine is shared).
@@ -16,6 +17,7 @@ import time
 import numpy as np
 import scipy.linalg
 import torch
+from threadpoolctl import threadpool_info
 
 from dgm.metrics.frechet import fit_gaussian, frechet_distance
 
@@ -56,6 +58,7 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
     best = {name: min(seconds) for name, seconds in times.items()}
     result = {"dim": args.dim, "samples": args.samples, "threads": torch.get_num_threads(),
+              "blas_threads": {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()},
               "seconds": best, "fid": values,
               "relative_difference_to_scipy": abs(values["dgm"] - values["scipy_sqrtm"]) / values["scipy_sqrtm"]}
     result |= {f"speedup_vs_{name}": best[name] / best["dgm"] for name in methods if name != "dgm"}

@@ -44,8 +44,9 @@ def test_agrees_with_scipy_sqrtm_on_well_conditioned_covariances():
 
 
 def test_singular_covariances_fewer_samples_than_dimensions():
-    """10 samples in 64 dimensions: rank-9 covariances; the distance is finite, real and symmetric, and 0 for a
-    set with itself. The identity d² = tr Σ1 + tr Σ2 − 2 ‖X1ᵀX2‖_* / (n−1) checks the trace term exactly."""
+    """10 samples in 64 dimensions: rank-9 covariances (the pivoted Cholesky path); the distance is finite, real and
+    symmetric, and 0 for a set with itself. The identity d² = tr Σ1 + tr Σ2 − 2 ‖X1ᵀX2‖_* / (n−1) checks the trace
+    term exactly: the zero eigenvalues are left out, so there is no √(rounding error) floor."""
     generator = torch.Generator().manual_seed(2)
     x, y = torch.randn(10, 64, generator=generator, dtype=torch.float64), torch.randn(10, 64, dtype=torch.float64)
     a, b = fit_gaussian(x), fit_gaussian(y)
@@ -53,10 +54,18 @@ def test_singular_covariances_fewer_samples_than_dimensions():
     xc, yc = x - x.mean(0), y - y.mean(0)
     nuclear = torch.linalg.svdvals(xc @ yc.T).sum() / 9
     expected = ((a.mean - b.mean) ** 2).sum() + a.covariance.trace() + b.covariance.trace() - 2 * nuclear
-    # the 55 zero eigenvalues come out as ±1e-16 and their square roots as ~1e-8: a 1e-9 relative floor
-    assert distance == pytest.approx(expected.item(), rel=1e-7)
-    assert distance == pytest.approx(b.distance(a), rel=1e-7)
-    assert a.distance(a) == pytest.approx(0, abs=1e-9)
+    assert distance == pytest.approx(expected.item(), rel=1e-12)
+    assert distance == pytest.approx(b.distance(a), rel=1e-12)
+    assert a.distance(a) == pytest.approx(0, abs=1e-10)
+
+
+def test_a_collapsed_set_has_zero_covariance():
+    """Identical samples (a collapsed generator): Σ1 = 0 has rank 0 and d² = ‖μ1 − μ2‖² + tr Σ2, either way round."""
+    collapsed = fit_gaussian(torch.ones(5, 4))
+    other = fit_gaussian(torch.randn(20, 4, generator=torch.Generator().manual_seed(6), dtype=torch.float64))
+    expected = ((other.mean - 1) ** 2).sum() + other.covariance.trace()
+    assert collapsed.distance(other) == pytest.approx(expected.item(), rel=1e-12)
+    assert other.distance(collapsed) == pytest.approx(expected.item(), rel=1e-12)
 
 
 def test_fid_of_a_set_with_itself_is_zero():

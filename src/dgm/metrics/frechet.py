@@ -4,17 +4,24 @@ For ``N(μ₁, Σ₁)`` and ``N(μ₂, Σ₂)`` (Dowson & Landau, 1982; FID of H
 
     d² = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁ Σ₂)^{1/2}.
 
-``Σ₁Σ₂`` is similar to the symmetric positive semi-definite matrix ``Aᵀ Σ₂ A`` for any factor ``Σ₁ = A Aᵀ``, so
-``tr (Σ₁Σ₂)^{1/2} = Σᵢ √λᵢ(Aᵀ Σ₂ A)``. We take ``A`` from a Cholesky factorisation (cheap) and fall back to the
-symmetric square root from ``eigh`` when ``Σ₁`` is singular (fewer samples than dimensions): both are exact, real and
-never produce the complex square roots of ``scipy.linalg.sqrtm`` on rank-deficient covariances. All in float64.
+``Σ₁Σ₂`` is similar to the symmetric positive semi-definite matrix ``U Σ₂ Uᵀ`` for the Cholesky factor ``Σ₁ = Uᵀ U``,
+so ``tr (Σ₁Σ₂)^{1/2} = Σᵢ √λᵢ(U Σ₂ Uᵀ)``: the reduction of the symmetric-definite eigenproblem ``Σ₂Σ₁x = λx`` to
+standard form (Golub & Van Loan, *Matrix Computations*, §8.7.2). LAPACK does it in three calls: ``dpotrf`` (the
+factor), ``dsygst`` (``U Σ₂ Uᵀ`` in one pass, half the work of two matrix products since it uses the symmetry) and
+``dsyevr`` (eigenvalues only). When Σ₁ is singular (fewer samples than dimensions) the factor comes from the pivoted
+Cholesky factorisation ``Pᵀ Σ₁ P = Uᵀ U`` (``dpstrf``, Higham 2002, §10.3) with ``U`` of rank ``r``: the nonzero
+eigenvalues are then those of the leading ``r x r`` block of ``U (Pᵀ Σ₂ P) Uᵀ``, and the zero ones are left out
+exactly. Both paths are real and never produce the complex square roots of ``scipy.linalg.sqrtm`` on rank-deficient
+covariances. All in float64; scipy's LAPACK runs with its own threads (``OMP_NUM_THREADS``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
+from scipy.linalg import lapack
 from torch import Tensor
 
 from dgm.checkpoint import atomic_write, read_weights
@@ -22,25 +29,35 @@ from dgm.checkpoint import atomic_write, read_weights
 FLOAT = torch.float64
 
 
-def _symmetric_factor(sigma: Tensor) -> Tensor:
-    """A matrix ``A`` with ``A Aᵀ = Σ``: the Cholesky factor, or ``Σ^{1/2}`` when Σ is not positive definite."""
-    factor, info = torch.linalg.cholesky_ex(sigma)
-    if info.item() == 0:
-        return factor
-    eigenvalues, eigenvectors = torch.linalg.eigh(sigma)
-    return eigenvectors * eigenvalues.clamp(min=0).sqrt()
+def _product_eigenvalues(sigma1: Tensor, sigma2: Tensor) -> Tensor:
+    """The nonzero eigenvalues of ``Σ₁Σ₂`` for symmetric positive semi-definite ``Σ₁``, ``Σ₂`` (module docstring).
+
+    A symmetric matrix is its own transpose, so the row-major arrays go to LAPACK as column-major ones (``.T``)
+    without a copy; only their upper triangles are read."""
+    other = sigma2.numpy()
+    factor, info = lapack.dpotrf(sigma1.numpy().T, lower=0, clean=0)
+    rank = len(factor)
+    if info != 0:  # Σ₁ is singular: pivoted Cholesky, rows past the rank set to zero
+        factor, pivots, rank, _ = lapack.dpstrf(sigma1.numpy().T, lower=0)
+        if rank == 0:
+            return torch.zeros(0, dtype=FLOAT)
+        factor[rank:] = 0
+        order = pivots - 1
+        other = other[np.ix_(order, order)]
+    inner, _ = lapack.dsygst(other.T, factor, itype=2, lower=0)  # info ≠ 0 only for illegal arguments
+    eigenvalues, _, _, _, info = lapack.dsyevr(inner[:rank, :rank], compute_v=0, lower=0, overwrite_a=1)
+    if info != 0:
+        raise RuntimeError(f"LAPACK dsyevr did not converge (info {info})")
+    return torch.from_numpy(eigenvalues)
 
 
 def trace_sqrt_product(sigma1: Tensor, sigma2: Tensor) -> Tensor:
-    """``tr (Σ₁ Σ₂)^{1/2}`` of two symmetric positive semi-definite matrices."""
-    factor = _symmetric_factor(sigma1)
-    inner = factor.T @ sigma2 @ factor
-    eigenvalues = torch.linalg.eigvalsh((inner + inner.T) / 2)
-    return eigenvalues.clamp(min=0).sqrt().sum()
+    """``tr (Σ₁ Σ₂)^{1/2}`` of two symmetric positive semi-definite float64 matrices: ``Σᵢ √λᵢ(Σ₁Σ₂)``."""
+    return _product_eigenvalues(sigma1, sigma2).clamp(min=0).sqrt().sum()
 
 
 def _as_float64(value, name: str, dims: int) -> Tensor:
-    tensor = torch.as_tensor(value, dtype=FLOAT)
+    tensor = torch.as_tensor(value, dtype=FLOAT).detach().cpu()
     if tensor.dim() != dims:
         raise ValueError(f"{name} must be a {'vector' if dims == 1 else 'square matrix'}, "
                          f"got shape {tuple(tensor.shape)}")
