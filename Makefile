@@ -31,6 +31,7 @@ test-slow: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps clean-fid==0.1.35
 	$(BIN)/python benchmarks/train_speed.py
 	$(BIN)/python benchmarks/frechet_speed.py
 	$(BIN)/python benchmarks/fid_speed.py

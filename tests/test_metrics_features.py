@@ -1,11 +1,12 @@
 """Feature extractors: our InceptionV3 against the shipped TorchScript network, image conversion, the digit
 classifier, the cache of reference features, and the streaming API on a model."""
+import numpy as np
 import pytest
 import torch
 
 from dgm.metrics.classifier import WEIGHTS, DigitClassifier
-from dgm.metrics.features import (DigitFeatures, InceptionFeatures, RawFeatures, inception_input,
-                                  load_inception, load_torchscript_inception, to_pixels)
+from dgm.metrics.features import (RESIZERS, DigitFeatures, InceptionFeatures, RawFeatures, clean_resize,
+                                  inception_input, load_inception, load_torchscript_inception, to_pixels)
 from dgm.metrics.quality import SampleQuality, choose_extractor, model_quality, reference_features
 from dgm.nn.inception import from_torchscript_state
 
@@ -75,10 +76,54 @@ def test_images_become_pixels_and_inception_input():
             to_pixels(bad)
     full = torch.full((2, 1, 299, 299), 192.0)
     assert torch.equal(inception_input(full), torch.full((2, 3, 299, 299), 0.5))  # (192 − 128) / 128, no resize
-    small = inception_input(torch.rand(1, 3, 32, 32) * 255, resize="bicubic")
+    small = inception_input(torch.rand(1, 3, 32, 32) * 255, resize="clean")
     assert small.shape == (1, 3, 299, 299)
+    grey = torch.rand(2, 1, 28, 28) * 255
+    assert torch.equal(inception_input(grey, resize="clean"), inception_input(grey.expand(-1, 3, -1, -1), "clean"))
     with pytest.raises(ValueError, match="resize"):
         inception_input(full, resize="nearest")
+
+
+def test_clean_resize_properties():
+    """PIL's bicubic kernel (a = −0.5) has weights summing to 1 and reproduces linear functions: a constant image
+    stays constant and, away from the borders (where PIL renormalises a cut-off window), a ramp stays the same ramp
+    in the output's pixel-centre coordinates, upscaling and (with the antialiasing kernel) downscaling. Overshoots
+    at sharp edges are clipped to [0, 255]; channels are resized independently."""
+    assert torch.allclose(clean_resize(torch.full((2, 3, 28, 28), 77.0)), torch.full((2, 3, 299, 299), 77.0),
+                          atol=1e-4)
+    for side in (28, 600):
+        centres = torch.arange(side, dtype=torch.float32)
+        ramp = (centres * (200 / side) + 20).expand(side, side)  # f(row, column) = α column + β
+        resized = clean_resize(ramp[None, None])[0, 0]
+        columns = (torch.arange(299) + 0.5) * (side / 299) - 0.5  # output pixel centres in input coordinates
+        expected = (columns * (200 / side) + 20).expand(299, 299)
+        interior = slice(25, -25)
+        assert (resized - expected)[:, interior].abs().max() < 1e-3
+    edges = torch.zeros(1, 1, 28, 28)
+    edges[..., ::4, :] = 255  # stripes: bicubic overshoots past 0 and 255 next to each edge
+    resized = clean_resize(edges)
+    assert resized.shape == (1, 1, 299, 299) and resized.min() == 0 and resized.max() == 255
+    images = torch.rand(2, 3, 20, 24) * 255
+    by_channel = torch.cat([clean_resize(images[:, [channel]]) for channel in range(3)], 1)
+    assert torch.equal(clean_resize(images), by_channel)
+
+
+def test_clean_resize_equals_clean_fid():
+    """The same numbers as clean-fid's own resizer ("clean" mode) on colour images, up- and downscaled."""
+    resize = pytest.importorskip("cleanfid.resize")
+    theirs = resize.make_resizer("PIL", False, "bicubic", (299, 299))
+    generator = torch.Generator().manual_seed(7)
+    for side in (28, 64, 512):
+        images = torch.randint(0, 256, (2, side, side, 3), generator=generator, dtype=torch.uint8)
+        expected = np.stack([theirs(image) for image in images.numpy()])  # (N, 299, 299, 3)
+        ours = clean_resize(images.permute(0, 3, 1, 2).float()).permute(0, 2, 3, 1).numpy()
+        assert np.abs(ours - expected).max() == 0
+
+
+def test_cli_offers_every_resizer():
+    from dgm.cli import _parser
+    for resize in RESIZERS:
+        assert _parser().parse_args(["evaluate", "--real", "a.npz", "--resize", resize]).resize == resize
 
 
 def test_digit_classifier_is_shipped():

