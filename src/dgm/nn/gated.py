@@ -43,10 +43,12 @@ def shift_down(x: Tensor) -> Tensor:
 
 
 class GatedLayer(nn.Module):
-    """One layer of both stacks, ``in_channels → channels``; ``first`` marks the layer that sees the image."""
+    """One layer of both stacks, ``in_channels → channels``; ``first`` marks the layer that sees the image, ``last``
+    the one whose vertical output no layer reads (it computes only what it sends to the horizontal stack, and has no
+    vertical conditioning term: an unused parameter would also stop DDP)."""
 
     def __init__(self, in_channels: int, channels: int, kernel_size: int, image_channels: int, first: bool,
-                 n_classes: int | None = None, condition_shape: tuple | None = None):
+                 last: bool = False, n_classes: int | None = None, condition_shape: tuple | None = None):
         super().__init__()
         self.reach = kernel_size // 2
         self.first = first
@@ -55,7 +57,7 @@ class GatedLayer(nn.Module):
                                        image_channels, centre=(0, self.reach))
         self.link = nn.Conv2d(2 * channels, 2 * channels, 1)
         self.residual = MaskedConv2d(channels, channels, 1, "B", image_channels)
-        self.vertical_condition = ConditionBias(2 * channels, n_classes, condition_shape)
+        self.vertical_condition = None if last else ConditionBias(2 * channels, n_classes, condition_shape)
         self.horizontal_condition = ConditionBias(2 * channels, n_classes, condition_shape)
 
     @property
@@ -63,12 +65,18 @@ class GatedLayer(nn.Module):
         """``F.pad`` sides that give the vertical kernel its reach: ``k//2`` columns each side, ``k//2`` rows above."""
         return (self.reach, self.reach, self.reach, 0)
 
+    def biases(self, labels: Tensor | None, condition: Tensor | None) -> tuple[Tensor | float, Tensor | float]:
+        """The conditioning terms ``V^T h`` of the vertical and the horizontal stack (``0`` where there is none)."""
+        vertical = 0.0 if self.vertical_condition is None else self.vertical_condition(labels, condition)
+        return vertical, self.horizontal_condition(labels, condition)
+
     def vertical_step(self, window: Tensor, vertical_bias: Tensor | float, horizontal_bias: Tensor | float
-                      ) -> tuple[Tensor, Tensor]:
-        """The gated vertical output and the pre-activations it sends to the horizontal stack, from the padded
-        vertical input ``window`` (all rows, or the ``k//2 + 1`` rows that one output row needs)."""
+                      ) -> tuple[Tensor | None, Tensor]:
+        """The gated vertical output (``None`` in the last layer) and the pre-activations it sends to the horizontal
+        stack, from the padded vertical input ``window`` (all rows, or the ``k//2 + 1`` rows one output row needs)."""
         pre_activations = self.vertical(window)
-        return gate(pre_activations + vertical_bias), self.link(pre_activations) + horizontal_bias
+        output = None if self.vertical_condition is None else gate(pre_activations + vertical_bias)
+        return output, self.link(pre_activations) + horizontal_bias
 
     def horizontal_step(self, window: Tensor, h: Tensor, linked: Tensor) -> Tensor:
         """The horizontal output from its left-padded input ``window``, the unpadded input ``h`` at the output
@@ -78,7 +86,5 @@ class GatedLayer(nn.Module):
 
     def forward(self, v: Tensor, h: Tensor, labels: Tensor | None = None, condition: Tensor | None = None
                 ) -> tuple[Tensor, Tensor]:
-        v_out, linked = self.vertical_step(F.pad(v, self.vertical_padding),
-                                           self.vertical_condition(labels, condition),
-                                           self.horizontal_condition(labels, condition))
+        v_out, linked = self.vertical_step(F.pad(v, self.vertical_padding), *self.biases(labels, condition))
         return v_out, self.horizontal_step(F.pad(h, self.horizontal.padding_sides), h, linked)

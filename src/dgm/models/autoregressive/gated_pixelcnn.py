@@ -49,7 +49,8 @@ class GatedPixelCNN(AutoregressiveImageModel):
             raise ValueError(f"filters must be a multiple of the image's {self.channels} channels, got {filters}")
         self.layers = nn.ModuleList(
             GatedLayer(self.channels if k == 0 else filters, filters, kernel_size, self.channels, first=k == 0,
-                       n_classes=self.n_classes, condition_shape=self.condition_shape) for k in range(layers))
+                       last=k == layers - 1, n_classes=self.n_classes, condition_shape=self.condition_shape)
+            for k in range(layers))
         self.head = nn.Sequential(nn.ReLU(), MaskedConv2d(filters, filters, 1, "B", self.channels), nn.ReLU(),
                                   MaskedConv2d(filters, self.output.param_channels, 1, "B", self.channels))
 
@@ -72,8 +73,7 @@ class GatedCache(LayerCache):
     def __init__(self, model: GatedPixelCNN, x: Tensor, labels: Tensor | None, condition: Tensor | None):
         n, (_, height, width) = len(x), model.shape
         self.model, self.layers, self.reach, self.width = model, model.layers, model.layers[0].reach, width
-        self.biases = [(layer.vertical_condition(labels, condition), layer.horizontal_condition(labels, condition))
-                       for layer in self.layers]
+        self.biases = [layer.biases(labels, condition) for layer in self.layers]
         self.vertical = [x.new_zeros(n, layer.vertical.in_channels, height + self.reach, width + 2 * self.reach)
                          for layer in self.layers]
         self.horizontal = [x.new_zeros(n, layer.horizontal.in_channels, 1, width + self.reach)

@@ -88,7 +88,7 @@ class PixelSNAIL(AutoregressiveImageModel):
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         input_channels = self.channels + BACKGROUND_CHANNELS
         self.register_buffer("positions", background(*self.shape[1:]), persistent=False)
-        self.first = FirstLayer(input_channels, filters)
+        self.first = FirstLayer(input_channels, filters, down_stream=False)
         self.blocks = nn.ModuleList(AttentionBlock(filters, input_channels, residual_blocks, key_dim, value_channels,
                                                    heads, dropout, self.n_classes, self.condition_shape)
                                     for _ in range(blocks))

@@ -35,13 +35,15 @@ from dgm.registry import register_model
 
 
 class GatedResidualUnit(nn.Module):
-    """One WaveNet layer: dilated causal convolution, gated unit (eq. 2), residual and skip 1x1 convolutions."""
+    """One WaveNet layer: dilated causal convolution, gated unit (eq. 2), residual and skip 1x1 convolutions. The
+    ``last`` unit has no residual output (no layer reads it; an unused parameter would also stop DDP)."""
 
-    def __init__(self, channels: int, skip_channels: int, kernel_size: int, dilation: int, classes: int | None):
+    def __init__(self, channels: int, skip_channels: int, kernel_size: int, dilation: int, classes: int | None,
+                 last: bool = False):
         super().__init__()
         self.dilated = CausalConv1d(channels, 2 * channels, kernel_size, dilation)
         self.condition = nn.Embedding(classes, 2 * channels) if classes else None
-        self.residual = nn.Conv1d(channels, channels, 1)
+        self.residual = None if last else nn.Conv1d(channels, channels, 1)
         self.skip = nn.Conv1d(channels, skip_channels, 1)
 
     def _gate(self, pre_activation: Tensor, labels: Tensor | None) -> Tensor:
@@ -50,15 +52,16 @@ class GatedResidualUnit(nn.Module):
         filter_, gate = pre_activation.chunk(2, dim=1)
         return torch.tanh(filter_) * torch.sigmoid(gate)
 
-    def forward(self, h: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``(h + residual, skip)`` at every step of ``h`` ``(N, C, T)``."""
-        z = self._gate(self.dilated(h), labels)
-        return h + self.residual(z), self.skip(z)
+    def _outputs(self, h: Tensor, z: Tensor) -> tuple[Tensor | None, Tensor]:
+        return None if self.residual is None else h + self.residual(z), self.skip(z)
 
-    def step(self, window: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, h: Tensor, labels: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
+        """``(h + residual, skip)`` at every step of ``h`` ``(N, C, T)``."""
+        return self._outputs(h, self._gate(self.dilated(h), labels))
+
+    def step(self, window: Tensor, labels: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
         """``(h + residual, skip)`` at the last step of ``window``, the queue of this layer's recent inputs."""
-        z = self._gate(self.dilated.step(window), labels)
-        return window[..., -1:] + self.residual(z), self.skip(z)
+        return self._outputs(window[..., -1:], self._gate(self.dilated.step(window), labels))
 
 
 @register_model("wavenet", "WaveNet: dilated causal 1D convolutions, gated units, skips, mu-law 256-way softmax")
@@ -85,8 +88,9 @@ class WaveNet(GenerativeModel):
         check_integer(layers, "layers", 1)
         self.input = CausalConv1d(levels, channels, kernel_size=2)
         self.units = nn.ModuleList(
-            GatedResidualUnit(channels, skip_channels, kernel_size, 2 ** i, n_classes)
-            for _ in range(stacks) for i in range(layers))
+            GatedResidualUnit(channels, skip_channels, kernel_size, 2 ** i, n_classes,
+                              last=stack == stacks - 1 and i == layers - 1)
+            for stack in range(stacks) for i in range(layers))
         self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 1), nn.ReLU(),
                                   nn.Conv1d(skip_channels, levels, 1))
 
