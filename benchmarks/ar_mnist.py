@@ -5,17 +5,26 @@ with the model and training options of its recipe ``<model>-<data>`` where one e
 is replaced by the time budget), then evaluated on the test set (its first ``--test-examples`` for a quick check).
 The table (nats per image for binary data, bits per dimension for 8-bit data, both always) is printed as one JSON
 line and written into ``docs/autoregressive.md`` between the markers of its section. Models that are not registered
-are listed as such. Set ``OMP_NUM_THREADS=1`` on a shared machine (one thread trains faster there).
+are listed as such.
 
-    .venv/bin/python benchmarks/ar_mnist.py --minutes 30 [--models pixelcnn gated-pixelcnn pixelcnn++ pixelsnail]
+Each model trains in its own process with ``--threads`` threads (one by default: on a shared machine one thread
+trains faster); ``--jobs`` processes run at once. With ``--jobs`` equal to the number of models, all train during
+the same minutes and share the machine alike, the fairest comparison on a noisy machine; the table records the CPU
+seconds each process got.
+
+    .venv/bin/python benchmarks/ar_mnist.py --minutes 30 --jobs 4 [--models pixelcnn gated-pixelcnn ...]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import torch
 
 import dgm
 from dgm.api import list_models
@@ -29,8 +38,12 @@ BEGIN, END = "<!-- ar_mnist table: begin -->", "<!-- ar_mnist table: end -->"
 STOP_OPTIONS = ("max_epochs", "max_steps", "max_time")
 
 
-def train_and_evaluate(name: str, data, minutes: float, out: Path, seed: int, test_examples: int | None) -> dict:
-    """Train ``name`` for ``minutes`` (its recipe's options for ``data`` where it has one) and evaluate it."""
+def train_and_evaluate(name: str, data_name: str, minutes: float, out: Path, seed: int, test_examples: int | None,
+                       threads: int) -> dict:
+    """Train ``name`` for ``minutes`` (its recipe's options for the data set where it has one) with ``threads``
+    threads and evaluate it."""
+    torch.set_num_threads(threads)
+    data = load(data_name)
     recipe = f"{name}-{data.name}"
     plan = load_recipe(recipe) if recipe in list_recipes() else {"model_options": {}, "train": {}}
     seed_everything(seed)
@@ -39,25 +52,30 @@ def train_and_evaluate(name: str, data, minutes: float, out: Path, seed: int, te
     test = data.test if test_examples is None else data.test[:test_examples]
     if test_examples is not None:
         options["eval_batches"] = math.ceil(test_examples / options.get("batch_size", 128))
+    cpu_start = time.process_time()
     run = fit(model, data, out / name, max_time=minutes * 60, seed=seed, progress=False, pictures=False,
               **options)
+    cpu_seconds = time.process_time() - cpu_start
     metrics = nll_summary(log_likelihoods(run.model, test, batch_size=500), data.dim, run.model.likelihood)
     return {"model": name, "recipe": recipe if recipe in list_recipes() else None,
             "parameters": sum(p.numel() for p in model.parameters()), "train_seconds": round(run.seconds, 1),
+            "cpu_seconds": round(cpu_seconds, 1),
             "nll_nats": round(metrics["nll_nats"], 2), "nll_stderr": round(metrics["nll_stderr"], 2),
             "bits_per_dim": round(metrics["bits_per_dim"], 4), "run": str(run.directory)}
 
 
-def markdown_table(rows: list[dict], data: str, minutes: float, command: str) -> str:
-    lines = [f"Test NLL on `{data}` after {minutes:g} minutes of training each (`{command}`; "
+def markdown_table(rows: list[dict], data: str, minutes: float, command: str, jobs: int) -> str:
+    lines = [f"Test NLL on `{data}` after {minutes:g} minutes of training each, {jobs} at a time (`{command}`; "
              f"{time.strftime('%Y-%m-%d')}, 2 shared CPU cores).", "",
-             "| model | parameters | training (s) | test NLL (nats/image) | bits/dim |", "|---|---|---|---|---|"]
+             "| model | parameters | training (s) | CPU (s) | test NLL (nats/image) | bits/dim |",
+             "|---|---|---|---|---|---|"]
     for row in rows:
         if "nll_nats" in row:
             lines.append(f"| {row['model']} | {row['parameters']:,} | {row['train_seconds']:.0f} | "
-                         f"{row['nll_nats']:.2f} ± {row['nll_stderr']:.2f} | {row['bits_per_dim']:.4f} |")
+                         f"{row['cpu_seconds']:.0f} | {row['nll_nats']:.2f} ± {row['nll_stderr']:.2f} | "
+                         f"{row['bits_per_dim']:.4f} |")
         else:
-            lines.append(f"| {row['model']} | – | – | {row['status']} | – |")
+            lines.append(f"| {row['model']} | – | – | – | {row['status']} | – |")
     return "\n".join(lines)
 
 
@@ -83,17 +101,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-examples", type=int, help="evaluate on the first N test examples (default: all)")
     parser.add_argument("--docs", type=Path, default=DOCS, help="the Markdown file that receives the table")
+    parser.add_argument("--jobs", type=int, default=1, help="models trained at once, each in its own process")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each model's process")
     args = parser.parse_args()
-    if args.minutes <= 0:
-        raise SystemExit("--minutes must be positive")
-    data = load(args.data)
+    if args.minutes <= 0 or args.jobs < 1 or args.threads < 1:
+        raise SystemExit("--minutes, --jobs and --threads must be positive")
     known = list_models()
-    rows = [train_and_evaluate(name, data, args.minutes, args.out, args.seed, args.test_examples) if name in known
-            else {"model": name, "status": "not registered"} for name in args.models]
-    command = f"python benchmarks/ar_mnist.py --minutes {args.minutes:g} --models {' '.join(args.models)}"
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        runs = {name: pool.submit(train_and_evaluate, name, args.data, args.minutes, args.out, args.seed,
+                                  args.test_examples, args.threads) for name in args.models if name in known}
+        rows = [runs[name].result() if name in runs else {"model": name, "status": "not registered"}
+                for name in args.models]
+    command = (f"python benchmarks/ar_mnist.py --minutes {args.minutes:g} --jobs {args.jobs} --threads "
+               f"{args.threads} --models {' '.join(args.models)}")
     if args.test_examples is not None:
         command += f" --test-examples {args.test_examples}"
-    write_section(markdown_table(rows, args.data, args.minutes, command), args.docs)
+    write_section(markdown_table(rows, args.data, args.minutes, command, args.jobs), args.docs)
     print(json.dumps({"data": args.data, "minutes": args.minutes, "rows": rows}))
 
 
