@@ -12,7 +12,7 @@ factor), ``dsygst`` (``U Σ₂ Uᵀ`` in one pass, half the work of two matrix p
 Cholesky factorisation ``Pᵀ Σ₁ P = Uᵀ U`` (``dpstrf``, Higham 2002, §10.3) with ``U`` of rank ``r``: the nonzero
 eigenvalues are then those of the leading ``r x r`` block of ``U (Pᵀ Σ₂ P) Uᵀ``, and the zero ones are left out
 exactly. Both paths are real and never produce the complex square roots of ``scipy.linalg.sqrtm`` on rank-deficient
-covariances. All in float64; scipy's LAPACK runs with its own threads (``OMP_NUM_THREADS``).
+covariances. All in float64; scipy's LAPACK runs with as many threads as torch (``torch.set_num_threads``).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 from scipy.linalg import lapack
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from dgm.checkpoint import atomic_write, read_weights
@@ -53,7 +54,9 @@ def _product_eigenvalues(sigma1: Tensor, sigma2: Tensor) -> Tensor:
 
 def trace_sqrt_product(sigma1: Tensor, sigma2: Tensor) -> Tensor:
     """``tr (Σ₁ Σ₂)^{1/2}`` of two symmetric positive semi-definite float64 matrices: ``Σᵢ √λᵢ(Σ₁Σ₂)``."""
-    return _product_eigenvalues(sigma1, sigma2).clamp(min=0).sqrt().sum()
+    with threadpool_limits(limits=torch.get_num_threads(), user_api="blas"):
+        eigenvalues = _product_eigenvalues(sigma1, sigma2)
+    return eigenvalues.clamp(min=0).sqrt().sum()
 
 
 def _as_float64(value, name: str, dims: int) -> Tensor:
