@@ -80,18 +80,16 @@ class RowPrefixCache(LayerCache):
 
 class FirstLayer(nn.Module):
     """The two streams from the input, each shifted so that pixel ``i`` never sees itself: the down stream from
-    the rows above, the down-right stream from the rows above and the pixels to the left. ``down_stream=False``
-    builds the down-right stream alone (``None`` in place of the down stream), for networks without the other."""
+    the rows above, the down-right stream from the rows above and the pixels to the left."""
 
-    def __init__(self, in_channels: int, filters: int, down_stream: bool = True):
+    def __init__(self, in_channels: int, filters: int):
         super().__init__()
-        self.down = ShiftedConv2d(in_channels, filters, "down", (2, 3)) if down_stream else None
+        self.down = ShiftedConv2d(in_channels, filters, "down", (2, 3))
         self.row_above = ShiftedConv2d(in_channels, filters, "down", (1, 3))
         self.left = ShiftedConv2d(in_channels, filters, "down_right", (2, 1))
 
-    def forward(self, x: Tensor) -> tuple[Tensor | None, Tensor]:
-        down = None if self.down is None else shift_down(self.down(x))
-        return down, shift_down(self.row_above(x)) + shift_right(self.left(x))
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return shift_down(self.down(x)), shift_down(self.row_above(x)) + shift_right(self.left(x))
 
 
 class StreamBlock(nn.Module):
