@@ -9,26 +9,13 @@ IAF shines where samples and their densities are needed together (variational po
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from dgm.core import check_integer
-from dgm.flows import FlowModel
-from dgm.flows.autoregressive import InverseAutoregressive, autoregressive_flow
-from dgm.flows.transforms import elementwise_transform
+from dgm.flows.autoregressive import InverseAutoregressive
+from dgm.models.flows.maf import AutoregressiveFlowModel
 from dgm.registry import register_model
 
 
 @register_model("iaf", "IAF: inverse autoregressive flow with MADE layers, one-pass sampling, exact likelihood")
-class IAF(FlowModel):
-    """IAF on vectors of shape ``(D,)``: ``n_layers`` MADE layers of widths ``hidden`` with the elementwise
-    ``transform`` ``"affine"`` or ``"spline"`` (options as for ``maf``).
-    ``objective``, ``target`` and ``anneal_steps`` as in :class:`~dgm.flows.model.FlowModel` (forward or reverse KL)."""
+class IAF(AutoregressiveFlowModel):
+    """IAF on vectors: each layer computes ``x`` from ``z`` in one pass (options as for ``maf``, in the base)."""
 
-    def __init__(self, shape: tuple[int, ...], n_layers: int = 5, hidden: Sequence[int] = (64, 64),
-                 transform: str = "affine", max_log_scale: float = 2.0, bins: int = 8, bound: float = 4.0,
-                 objective: str = "forward_kl", target: str | None = None, anneal_steps: int = 0):
-        if len(shape) != 1:
-            raise ValueError(f"IAF takes vectors of shape (D,), got shape {tuple(shape)}")
-        transform = elementwise_transform(transform, max_log_scale=max_log_scale, bins=bins, bound=bound)
-        super().__init__(autoregressive_flow(InverseAutoregressive, check_integer(shape[0], "D", 1), n_layers,
-                                             hidden, transform), objective, target, anneal_steps)
+    layer = InverseAutoregressive
