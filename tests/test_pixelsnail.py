@@ -27,16 +27,21 @@ def test_attention_sees_strictly_earlier_positions():
         assert torch.equal(reached, torch.arange(12) < position)
 
 
-def test_attention_equals_masked_softmax_with_a_null_slot():
+@pytest.mark.parametrize("key_dim, value_channels, heads", [(3, 3, 1), (2, 5, 1), (6, 2, 2), (4, 8, 2)])
+def test_attention_equals_masked_softmax_with_a_null_slot(key_dim, value_channels, heads):
+    """Per head, with the keys' own scale 1/√d_k also where the narrower of keys and values is padded."""
     torch.manual_seed(1)
-    attention = CausalAttention(2, 2, key_dim=3, value_channels=3).double()
+    attention = CausalAttention(2, 2, key_dim=key_dim, value_channels=value_channels, heads=heads).double()
     x = torch.randn(1, 2, 5, dtype=torch.float64)
     q, k, v = attention.query(x[0].T), attention.key(x[0].T), attention.value(x[0].T)
-    scores = q @ k.T / 3 ** 0.5
-    expected = torch.zeros(5, 3, dtype=torch.float64)
-    for i in range(5):  # softmax over [null slot (score 0, value 0), keys j < i]
-        weights = torch.softmax(torch.cat([torch.zeros(1, dtype=torch.float64), scores[i, :i]]), dim=0)
-        expected[i] = weights[1:] @ v[:i]
+    d_k, d_v = key_dim // heads, value_channels // heads
+    expected = torch.zeros(5, value_channels, dtype=torch.float64)
+    for h in range(heads):
+        keys, values = k[:, h * d_k:(h + 1) * d_k], v[:, h * d_v:(h + 1) * d_v]
+        scores = q[:, h * d_k:(h + 1) * d_k] @ keys.T / d_k ** 0.5
+        for i in range(5):  # softmax over [null slot (score 0, value 0), keys j < i]
+            weights = torch.softmax(torch.cat([torch.zeros(1, dtype=torch.float64), scores[i, :i]]), dim=0)
+            expected[i, h * d_v:(h + 1) * d_v] = weights[1:] @ values[:i]
     torch.testing.assert_close(attention(x, x)[0].T, expected)
 
 
