@@ -86,8 +86,9 @@ class RationalQuadraticSpline(ElementwiseTransform):
     Parameters per element (``k = 3K − 1``): ``K`` unnormalised bin widths, ``K`` bin heights (each through a
     softmax, then at least the fraction ``min_bin`` of ``2B``) and ``K − 1`` interior knot derivatives
     (``min_derivative + softplus``, shifted so that a zero parameter gives derivative 1); the derivatives at ``±B``
-    are 1 so that the spline joins the linear tails smoothly. In bin ``k`` with knots ``(x_k, y_k)``, width ``w_k``, height ``h_k``, slope ``s_k = h_k / w_k``,
-    knot derivatives ``d_k, d_{k+1}`` and ``ξ = (x − x_k) / w_k`` (Durkan et al., 2019, eqs. 4 and 5, and appendix A):
+    are 1 so that the spline joins the linear tails smoothly. In bin ``k`` with knots ``(x_k, y_k)``, width
+    ``w_k``, height ``h_k``, slope ``s_k = h_k / w_k``, knot derivatives ``d_k, d_{k+1}`` and
+    ``ξ = (x − x_k) / w_k`` (Durkan et al., 2019, eqs. 4 and 5, and appendix A):
 
         y = y_k + h_k (s_k ξ² + d_k ξ(1 − ξ)) / (s_k + (d_{k+1} + d_k − 2 s_k) ξ(1 − ξ))
         dy/dx = s_k² (d_{k+1} ξ² + 2 s_k ξ(1 − ξ) + d_k (1 − ξ)²) / (s_k + (d_{k+1} + d_k − 2 s_k) ξ(1 − ξ))²

@@ -208,7 +208,8 @@ def generated_samples(model, n: int, batch_size: int, progress: bool = False) ->
 
 
 def model_quality(model, data, metrics=None, n: int = 1000, batch_size: int = 500, features: str = "auto",
-                  inception_weights: str | Path | None = None, resize: str = "bilinear", progress: bool = False) -> dict:
+                  inception_weights: str | Path | None = None, resize: str = "bilinear",
+                  progress: bool = False) -> dict:
     """Sample-quality metrics of ``n`` samples of ``model`` against the first ``n`` test examples of ``data``,
     with the feature extractor that suits the data (:func:`choose_extractor`); ``metrics=None`` computes those
     that apply (:func:`default_metrics`)."""

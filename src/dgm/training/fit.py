@@ -2,7 +2,8 @@
 
 A run folder holds ``run.json`` (model, data and training options), ``config.json`` + ``model.safetensors`` (the
 model, updated at every epoch), ``checkpoints/`` (trainer state at every epoch end and ``last.safetensors`` for
-exact resume), ``logs/`` (``csv-K/metrics.csv`` for each part K of a resumed run, and TensorBoard), ``samples.png`` and ``curves.png``.
+exact resume), ``logs/`` (``csv-K/metrics.csv`` for each part K of a resumed run, and TensorBoard), ``samples.png``
+and ``curves.png``.
 """
 from __future__ import annotations
 

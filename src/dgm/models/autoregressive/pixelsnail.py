@@ -72,10 +72,11 @@ class AttentionBlock(nn.Module):
 
 @register_model("pixelsnail", "PixelSNAIL: gated residual causal convolutions with causal self-attention")
 class PixelSNAIL(AutoregressiveImageModel):
-    """``blocks`` attention blocks of ``residual_blocks`` two-stream residual blocks with ``filters`` channels; attention
-    with ``heads`` heads, keys of ``key_dim`` and values of ``value_channels`` dimensions; ``components`` logistics
-    in the mixture; ``dropout`` in every block. The defaults train on a laptop's CPU (the paper, CIFAR-10: 256
-    filters, 12 blocks of 4 residual blocks, 16-dimensional keys, 128-dimensional values, 10 components).
+    """``blocks`` attention blocks of ``residual_blocks`` two-stream residual blocks with ``filters`` channels;
+    attention with ``heads`` heads, keys of ``key_dim`` and values of ``value_channels`` dimensions;
+    ``components`` logistics in the mixture; ``dropout`` in every block. The defaults train on a laptop's CPU (the
+    paper, CIFAR-10: 256 filters, 12 blocks of 4 residual blocks, 16-dimensional keys, 128-dimensional values,
+    10 components).
     ``n_classes`` and ``condition_shape`` (``[D]`` for a vector, ``[D, H, W]`` for a feature map, e.g. a VQ-VAE's
     upsampled codes) make it conditional: every residual block adds a learned term of the condition."""
 

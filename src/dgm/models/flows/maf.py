@@ -2,8 +2,9 @@
 Estimation") for vectors.
 
 Each layer is ``z_i = τ(x_i; θ_i(x_{<i}))`` with MADE computing every ``θ_i`` in one pass
-(:mod:`dgm.flows.autoregressive`); with the affine transform this is eq. 4 of the paper, ``z_i = (x_i − μ_i) exp(−α_i)`` up to the sign convention of
-the log-scale. The ordering is reversed between layers. Density in one pass per layer, sampling in ``D`` passes.
+(:mod:`dgm.flows.autoregressive`); with the affine transform this is eq. 4 of the paper,
+``z_i = (x_i − μ_i) exp(−α_i)`` up to the sign convention of the log-scale. The ordering is reversed between layers.
+Density in one pass per layer, sampling in ``D`` passes.
 ``transform="spline"`` gives the autoregressive rational-quadratic neural spline flow (Durkan et al., 2019).
 """
 from __future__ import annotations
