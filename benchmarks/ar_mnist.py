@@ -53,7 +53,7 @@ def train_and_evaluate(name: str, data_name: str, minutes: float, out: Path, see
     if test_examples is not None:
         options["eval_batches"] = math.ceil(test_examples / options.get("batch_size", 128))
     cpu_start = time.process_time()
-    run = fit(model, data, out / name, max_time=minutes * 60, seed=seed, progress=False, pictures=False,
+    run = fit(model, data, out / name, max_time=minutes * 60, seed=seed, progress=False,
               **options)
     cpu_seconds = time.process_time() - cpu_start
     metrics = nll_summary(log_likelihoods(run.model, test, batch_size=500), data.dim, run.model.likelihood)

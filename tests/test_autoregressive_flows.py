@@ -71,9 +71,9 @@ class CountingMADE(torch.nn.Module):
         super().__init__()
         self.made, self.calls = made, 0
 
-    def forward(self, x):
+    def forward(self, x, context=None):
         self.calls += 1
-        return self.made(x)
+        return self.made(x, context)
 
 
 @pytest.mark.parametrize("kind, one_pass_direction", [("maf", "forward"), ("iaf", "inverse")])

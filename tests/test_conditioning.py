@@ -10,6 +10,7 @@ from dgm.cli import main
 from dgm.data.base import Data
 from dgm.models.autoregressive.tools import mask_lower_half, receptive_field
 from dgm.metrics.likelihood import log_likelihoods
+from dgm.runs import write_pictures
 from dgm.training import fit, seed_everything
 
 MODELS = ["pixelcnn", "gated-pixelcnn"]
@@ -107,8 +108,9 @@ def test_the_trainer_passes_labels_and_the_model_learns_them(tmp_path):
     zeros, ones = torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)
     assert run.model.log_prob(zeros, labels=torch.tensor([0])).exp() > 0.9
     assert run.model.log_prob(ones, labels=torch.tensor([1])).exp() > 0.9
-    assert (run.directory / "samples.png").exists()
     data = _two_class_data()
+    write_pictures(run.model, data, run.directory)  # draws every class in turn
+    assert (run.directory / "samples.png").exists()
     log_p = log_likelihoods(run.model, data.test, batch_size=10, labels=data.test_labels)
     assert log_p.shape == (64,) and -log_p.mean() < 0.2
     metrics = (run.directory / "logs" / "csv-0" / "metrics.csv").read_text()

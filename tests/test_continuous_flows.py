@@ -111,8 +111,8 @@ def test_ffjord_model_density_integrates_to_one_and_matches_its_samples():
     with torch.no_grad():
         x, log_q = model.sample_with_log_prob(20)
         torch.testing.assert_close(model.log_prob(x), log_q, atol=1e-3, rtol=0)  # two solves at tolerance 1e-6
-    assert len(model.trajectory(x, steps=3)) == len(model.trajectory(x, "generative", steps=3)) == 4
+    assert len(model.layer_trajectory(x, steps=3)) == len(model.layer_trajectory(x, "generative", steps=3)) == 4
     with pytest.raises(ValueError, match="trace"):
         dgm.create("ffjord", shape=(2,), trace="random")
     with pytest.raises(ValueError, match="direction"):
-        model.trajectory(x, "sideways")
+        model.layer_trajectory(x, "sideways")

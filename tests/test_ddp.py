@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent('''
     out, case = sys.argv[2], sys.argv[3]
     data, model = build(case)
     run = fit(model, data, out + "/run", max_epochs=2, batch_size=32, devices=2, strategy="ddp",
-              accelerator="cpu", progress=False, pictures=False)
+              accelerator="cpu", progress=False)
     save_file({k: v.contiguous() for k, v in run.model.state_dict().items()}, f"{out}/rank{run.rank}.safetensors")
 ''')
 
@@ -59,8 +59,7 @@ def test_two_ddp_processes_end_with_identical_weights_equal_to_one_process_with_
     # batches of 64 over the same data takes the same steps (up to rounding)
     data, single = build(case)
     initial = {key: value.clone() for key, value in single.state_dict().items()}
-    fit(single, data, tmp_path / "single", max_epochs=2, batch_size=64, accelerator="cpu", progress=False,
-        pictures=False)
+    fit(single, data, tmp_path / "single", max_epochs=2, batch_size=64, accelerator="cpu", progress=False)
     for key, value in single.state_dict().items():
         torch.testing.assert_close(rank0[key], value, atol=1e-5, rtol=1e-4)
     assert any(not torch.equal(initial[key], rank0[key]) for key in rank0)  # and training did move them

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from dgm.data.transforms import dequantize_course
+from dgm.distributions.importance import importance_weighted_bound
 from dgm.flows.actnorm import ActNorm
 from dgm.flows.bijection import Compose
 from dgm.flows.dequantization import (DequantizedFlow, LogitTransform, UniformDequantizer, VariationalDequantizer,
@@ -141,6 +142,42 @@ def test_variational_dequantizer_reports_the_density_of_its_noise_in_the_cell():
     assert torch.allclose(log_q, -0.5 * (noise ** 2 + math.log(2 * math.pi)).flatten(1).sum(1) - log_abs_det)
 
 
+def parameter_count(module: torch.nn.Module) -> int:
+    return sum(parameter.numel() for parameter in module.parameters())
+
+
+def test_the_image_as_context_gives_the_map_of_the_image_kept_as_extra_channels():
+    """The dequantizer's couplings of ``ε`` conditioned on the image compute the map of couplings of ``[ε, x̃]`` whose
+    masks always keep ``x̃`` (how it was first written) once the latter's outputs for the kept ``x̃``, never used, are
+    dropped: the conditioners see the same inputs, and the parameter count falls by those outputs only."""
+    shape, channels = (2, 2, 2), 2
+    torch.manual_seed(0)
+    dequantizer = VariationalDequantizer(shape, couplings=2, channels=4, blocks=1).double()
+    with torch.no_grad():
+        for parameter in dequantizer.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    kept_image = torch.ones(shape)
+    channels_flow = Compose(*(resnet_coupling(torch.cat([checkerboard_mask(shape, k % 2), kept_image]), Affine(),
+                                              channels=4, blocks=1) for k in range(2))).double()
+    noise_rows = (torch.arange(2)[:, None] * 2 * channels + torch.arange(channels)).flatten()  # of (k, 2C) outputs
+    dropped = 0
+    with torch.no_grad():
+        for old, new in zip(channels_flow.parameters(), dequantizer.parameters()):
+            if old.shape == new.shape:
+                old.copy_(new)
+            else:  # the last convolution of a conditioner
+                old.zero_()[noise_rows] = new
+                dropped += old.numel() - new.numel()
+    assert parameter_count(dequantizer) == parameter_count(channels_flow) - dropped
+    noise = torch.randn(4, *shape, dtype=torch.float64)
+    image = torch.randint(0, LEVELS, (4, *shape)).double() / (LEVELS - 1) - 0.5
+    old_values, old_log_abs_det = channels_flow(torch.cat([noise, image], dim=1))
+    new_values, new_log_abs_det = dequantizer.flow(noise, context=image)
+    torch.testing.assert_close(new_values, old_values[:, :channels], atol=1e-12, rtol=0)
+    torch.testing.assert_close(new_log_abs_det, old_log_abs_det, atol=1e-12, rtol=0)
+    assert not torch.allclose(new_values, noise, atol=1e-2)
+
+
 def test_an_unknown_dequantization_is_refused():
     with pytest.raises(ValueError, match="'uniform' or 'variational'"):
         make_dequantizer("gaussian", SHAPE)
@@ -149,3 +186,66 @@ def test_an_unknown_dequantization_is_refused():
 def test_log_prob_rejects_a_bad_number_of_samples():
     with pytest.raises(ValueError, match="samples must be an integer of at least 1"):
         tiny_model("uniform").log_prob(ALL_IMAGES, samples=0)
+
+
+# -- the importance-weighted bound (shared with VAEs) on a Gaussian model with a closed-form likelihood ---------------
+#
+# u ~ N(0, 1) and x | u ~ N(u, 1), so p(x) = N(x; 0, 2) and p(u | x) = N(x/2, 1/2); the proposal q(u | x) = N(x/2 + 1,
+# 1) misses the posterior, so that E[L_1] = log p(x) − KL(q ‖ p(u | x)) < log p(x).
+
+OBSERVED = torch.tensor([-1.5, 0.3, 2.0], dtype=torch.float64)
+
+
+def gaussian_log_density(value, mean, variance):
+    return -0.5 * ((value - mean) ** 2 / variance + math.log(2 * math.pi * variance))
+
+
+def gaussian_log_weights(shift: float, variance: float):
+    """``log p(x, u) − log q(u|x)`` for one draw ``u ∼ q(·|x) = N(x/2 + shift, variance)`` per example."""
+    def log_weights(x):
+        mean = x / 2 + shift
+        u = mean + math.sqrt(variance) * torch.randn_like(x)
+        return gaussian_log_density(u, 0, 1) + gaussian_log_density(x, u, 1) - gaussian_log_density(u, mean, variance)
+    return log_weights
+
+
+def bound_draws(samples: int, draws: int = 4000, shift: float = 1.0, variance: float = 1.0) -> torch.Tensor:
+    """``draws`` independent draws of the estimate of ``L_K`` (``K = samples``) of each observation, ``(draws, 3)``."""
+    torch.manual_seed(samples)
+    bounds = importance_weighted_bound(gaussian_log_weights(shift, variance), OBSERVED.repeat(draws), samples)
+    return bounds.view(draws, len(OBSERVED))
+
+
+def test_importance_weighted_bounds_rise_with_k_from_the_elbo_towards_the_exact_log_likelihood():
+    exact = gaussian_log_density(OBSERVED, 0, 2)
+    kl_to_posterior = 0.5 * (1 / 0.5 + 1 ** 2 / 0.5 - 1 + math.log(0.5))  # ½(σ_q²/σ² + Δ²/σ² − 1 + log σ²/σ_q²)
+    means, errors = zip(*((draws.mean(0), draws.std(0) / math.sqrt(len(draws)))
+                          for draws in (bound_draws(k) for k in (1, 4, 32))))
+    torch.testing.assert_close(means[0], exact - kl_to_posterior, atol=4 * errors[0].max().item(), rtol=0)
+    assert (means[0] + 4 * errors[0] < means[1] - 4 * errors[1]).all()
+    assert (means[1] + 4 * errors[1] < means[2] - 4 * errors[2]).all()
+    assert (means[2] + 4 * errors[2] < exact).all()
+
+
+def test_the_spread_of_the_estimate_shrinks_as_k_grows():
+    spreads = [bound_draws(k).std(dim=0) for k in (1, 4, 32)]
+    assert (spreads[1] < 0.7 * spreads[0]).all() and (spreads[2] < 0.5 * spreads[1]).all()
+
+
+def test_with_the_exact_posterior_as_proposal_every_bound_is_the_log_likelihood():
+    for k in (1, 5):
+        bounds = bound_draws(k, draws=10, shift=0.0, variance=0.5)
+        torch.testing.assert_close(bounds, gaussian_log_density(OBSERVED, 0, 2).expand(10, 3), atol=1e-12, rtol=0)
+
+
+def test_the_k_copies_go_through_log_weights_as_one_batch_sample_major():
+    calls = []
+
+    def row_numbers(batch):
+        calls.append(len(batch))
+        return torch.arange(len(batch), dtype=torch.float64)
+
+    bound = importance_weighted_bound(row_numbers, OBSERVED, samples=4)
+    assert calls == [12]
+    rows = torch.arange(4)[:, None] * 3 + torch.arange(3)  # copy k of example n at row k·N + n
+    torch.testing.assert_close(bound, torch.logsumexp(rows.double(), dim=0) - math.log(4), atol=1e-12, rtol=0)

@@ -5,7 +5,8 @@ import torch
 
 import dgm
 from dgm.data.base import Data
-from dgm.registry import accepts, model_class
+from dgm.api import model_class
+from dgm.registry import accepts
 
 # the tiny data sets a model is tried on, in order: the first whose shape and levels it accepts
 CANDIDATES = [Data("vectors", torch.randn(64, 2), torch.randn(16, 2)),

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from dgm.nn.logistic_mixture import DiscretizedLogisticMixture, log_bin_probability
+from dgm.distributions.logistic_mixture import DiscretizedLogisticMixture, log_bin_probability
 
 
 def random_params(mixture, batch, spread=3.0, seed=0):
@@ -15,17 +15,22 @@ def random_params(mixture, batch, spread=3.0, seed=0):
 
 
 def all_values(channels, levels):
-    """Every pixel of ``channels`` channels with ``levels`` values, shape ``(1, C, levels^C)``."""
-    cells = torch.tensor(list(itertools.product(range(levels), repeat=channels)), dtype=torch.float64)
-    return cells.T.unsqueeze(0)
+    """Every pixel of ``channels`` channels with ``levels`` values, shape ``(levels^C, C)``."""
+    return torch.tensor(list(itertools.product(range(levels), repeat=channels)), dtype=torch.float64)
+
+
+def every_log_probability(mixture, params):
+    """``log P(x)`` of every value ``x`` of one pixel (in the order of :func:`all_values`) for each parameter row
+    ``(B, P)``, shape ``(B, levels^C)``: each row repeated once per value, one pixel per example."""
+    values = all_values(mixture.channels, mixture.levels)
+    count = len(values)
+    log_p = mixture.log_prob(params.repeat_interleave(count, dim=0), values.repeat(len(params), 1))
+    return log_p.view(len(params), count)
 
 
 def total_log_probability(mixture, params):
     """``log Σ_x P(x)`` for each parameter row ``(B, P)``, summing over every value of one pixel."""
-    values = all_values(mixture.channels, mixture.levels)
-    count = values.shape[-1]
-    expanded = params.unsqueeze(-1).expand(-1, -1, count)
-    return torch.logsumexp(mixture.log_prob(expanded, values.expand(len(params), -1, -1)), dim=-1)
+    return torch.logsumexp(every_log_probability(mixture, params), dim=-1)
 
 
 @pytest.mark.parametrize("levels", [2, 16, 256])
@@ -51,8 +56,7 @@ def test_extreme_parameters_stay_finite_and_normalised():
                            [0.0, 0.0, 0.3, -0.3, -20.0, 8.0]], dtype=torch.float64, requires_grad=True)
     total = total_log_probability(mixture, params)
     assert torch.allclose(total.exp(), torch.ones(2, dtype=torch.float64), atol=1e-5)
-    values = all_values(1, 256).expand(2, -1, -1)
-    log_p = mixture.log_prob(params.unsqueeze(-1).expand(-1, -1, 256), values)
+    log_p = every_log_probability(mixture, params)
     assert torch.isfinite(log_p).all()
     log_p.sum().backward()
     assert torch.isfinite(params.grad).all()
@@ -106,10 +110,8 @@ def test_sampling_frequencies_match_probabilities(channels, levels):
 
 
 def total_probabilities(mixture, params):
-    """Probability of every value of one pixel, in the order of :func:`all_values`."""
-    values = all_values(mixture.channels, mixture.levels)
-    expanded = params.unsqueeze(-1).expand(-1, -1, values.shape[-1])
-    return mixture.log_prob(expanded, values).exp()[0]
+    """Probability of every value of one pixel, in the order of :func:`all_values`, for one parameter row."""
+    return every_log_probability(mixture, params).exp()[0]
 
 
 def test_colour_channels_depend_only_on_earlier_channels():

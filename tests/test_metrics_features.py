@@ -7,7 +7,10 @@ import torch
 from dgm.metrics.classifier import WEIGHTS, DigitClassifier
 from dgm.metrics.features import (RESIZERS, DigitFeatures, InceptionFeatures, RawFeatures, clean_resize,
                                   inception_input, load_inception, load_torchscript_inception, to_pixels)
-from dgm.metrics.quality import SampleQuality, choose_extractor, model_quality, reference_features
+from dgm.metrics.frechet import fit_gaussian
+from dgm.metrics.quality import (METRICS, SampleQuality, compare_image_sets, default_metrics, extractor_for,
+                                 metric_space, model_quality, parse_metrics, quality_meters,
+                                 reference_features)
 from dgm.nn.inception import from_torchscript_state
 
 TOLERANCE = 1e-4
@@ -148,13 +151,82 @@ def test_digit_classifier_accuracy_on_the_mnist_test_set():
     assert (predictions == data.test_labels).double().mean() >= 0.99
 
 
-def test_extractor_choice_follows_the_data():
-    assert isinstance(choose_extractor((1, 28, 28)), DigitFeatures)
-    assert isinstance(choose_extractor((2,)), RawFeatures)
-    with pytest.raises(ValueError, match="28x28"):
-        choose_extractor((3, 32, 32), features="digits")
-    with pytest.raises(ValueError, match="features must be"):
-        choose_extractor((2,), features="clip")
+def test_metric_names_carry_their_feature_space():
+    """A bare name is the standard metric of papers, on Inception features, whatever the images; a suffix names
+    the other feature spaces."""
+    assert [metric_space(name) for name in ("fid", "kid", "is", "pr", "dc")] == ["inception"] * 5
+    assert [metric_space(name) for name in ("fid-digits", "is-digits", "fid-raw", "modes")] == \
+        ["digits", "digits", "raw", "raw"]
+    assert set(METRICS) == {"fid", "kid", "is", "pr", "dc", "fid-digits", "kid-digits", "is-digits", "pr-digits",
+                            "dc-digits", "fid-raw", "kid-raw", "pr-raw", "dc-raw", "modes"}
+    assert parse_metrics(" fid, fid-digits ") == ("fid", "fid-digits")
+
+
+def test_fid_on_mnist_shaped_images_uses_inception_features():
+    """The extractor choice without running the networks: fid → Inception even for 28x28 grey images, fid-digits
+    → the digit classifier, fid-raw → the vectors."""
+    mnist = (1, 28, 28)
+    assert isinstance(extractor_for(metric_space("fid"), mnist), InceptionFeatures)
+    assert isinstance(extractor_for(metric_space("fid-digits"), mnist), DigitFeatures)
+    assert isinstance(extractor_for(metric_space("fid-raw"), (2,)), RawFeatures)
+    meters = quality_meters(mnist, ("fid-digits", "fid", "kid-digits"))
+    assert [type(meter.extractor) for meter in meters] == [DigitFeatures, InceptionFeatures]
+    assert [meter.metrics for meter in meters] == [("fid-digits", "kid-digits"), ("fid",)]
+
+
+def test_fid_of_two_mnist_sized_sets_is_the_inception_distance(tmp_path):
+    """End to end on 8 + 8 images, nothing mocked: ``fid`` is the Fréchet distance of the TF-FID Inception pool
+    features, ``fid-digits`` that of the digit classifier's features, each under its own key."""
+    generator = torch.Generator().manual_seed(5)
+    real = torch.randint(0, 256, (8, 28, 28), generator=generator, dtype=torch.uint8)
+    fake = (real.float() * 0.5).to(torch.uint8)
+    np.savez(tmp_path / "real.npz", images=real.numpy())
+    np.savez(tmp_path / "fake.npz", images=fake.numpy())
+    result = compare_image_sets(tmp_path / "real.npz", tmp_path / "fake.npz", metrics=("fid", "fid-digits"))
+    assert result["features"] == {"inception": "inception-tf-bilinear", "digits": "digits"}
+    assert set(result) == {"features", "n_real", "n_fake", "fid", "fid-digits"}
+    real_pixels, fake_pixels = real[:, None].float(), fake[:, None].float()
+    inception, digits = InceptionFeatures(), DigitFeatures()
+    assert result["fid"] == pytest.approx(
+        fit_gaussian(inception.features(real_pixels)).distance(fit_gaussian(inception.features(fake_pixels))),
+        rel=1e-6)
+    assert result["fid-digits"] == pytest.approx(
+        fit_gaussian(digits.features(real_pixels)).distance(fit_gaussian(digits.features(fake_pixels))), rel=1e-9)
+    assert result["fid"] != pytest.approx(result["fid-digits"], rel=0.1)
+
+
+def test_defaults_are_the_cheap_feature_spaces():
+    assert default_metrics((1, 28, 28)) == ("fid-digits", "kid-digits", "pr-digits", "dc-digits", "is-digits")
+    assert default_metrics((3, 32, 32)) == ("fid", "kid", "pr", "dc")
+    assert default_metrics((3, 32, 32), inception_weights="pt_inception.pth")[-1] == "is"
+    assert default_metrics((2,), modes=True) == ("fid-raw", "kid-raw", "pr-raw", "dc-raw", "modes")
+    assert default_metrics((1, 256)) == ()  # sequences: no feature space applies
+
+
+@pytest.mark.parametrize("shape, metrics, options, message", [
+    ((1, 28, 28), ("fid", "bogus"), {}, "unknown metrics \\['bogus'\\]; choose from fid, kid, is, pr, dc, fid-digits"),
+    ((1, 28, 28), ("fid-inception",), {}, "dc-raw, modes"),
+    ((1, 28, 28), (), {}, "no metrics named"),
+    ((1, 28, 28), ("fid", "fid"), {}, "named twice"),
+    ((1, 28, 28), ("is",), {}, "is-digits"),  # the TF-FID weights have no classifier
+    ((1, 28, 28), ("fid-digits",), {"inception_weights": "x.pth"}, "apply to the Inception metrics"),
+    ((1, 28, 28), ("fid-digits",), {"resize": "clean"}, "none was asked for"),
+    ((3, 32, 32), ("fid-digits",), {}, "28x28 grey"),
+    ((2,), ("fid",), {}, "fid-raw"),
+    ((1, 28, 28), ("kid-raw",), {}, "data vectors"),
+])
+def test_requests_are_checked_before_any_network_loads(shape, metrics, options, message):
+    with pytest.raises(ValueError, match=message):
+        quality_meters(shape, metrics, **options)
+
+
+def test_sample_quality_refuses_names_of_another_feature_space():
+    with pytest.raises(ValueError, match="fid is measured on inception features, not on the digits"):
+        SampleQuality(DigitFeatures(), ("fid",))
+    with pytest.raises(ValueError, match="unknown metrics"):
+        SampleQuality(RawFeatures(2), ("fid-raw", "fid-points"))
+    quality = SampleQuality(RawFeatures(2))
+    assert quality.metrics == ("fid-raw", "kid-raw", "pr-raw", "dc-raw")
 
 
 def test_reference_features_are_cached(tmp_path, monkeypatch):
@@ -184,13 +256,18 @@ def test_model_quality_on_eight_gaussians(tmp_path, monkeypatch):
 
     model = StandardNormal()
     result = model_quality(model, data, n=500)
-    assert set(result) >= {"fid", "kid", "precision", "recall", "density", "coverage", "modes_covered"}
-    assert result["modes"] == 8 and result["high_quality"] < 0.05 and result["precision"] < 0.2
+    assert set(result) == {"features", "n_real", "n_fake", "fid-raw", "kid-raw", "kid-raw_std", "precision-raw",
+                           "recall-raw", "density-raw", "coverage-raw", "modes_covered", "modes", "high_quality",
+                           "mode_counts"}
+    assert result["features"] == {"raw": "raw"}
+    assert result["modes"] == 8 and result["high_quality"] < 0.05 and result["precision-raw"] < 0.2
     assert not list(tmp_path.iterdir())  # raw features (the data themselves) are not cached
-    quality = SampleQuality(RawFeatures(2), ("fid", "modes", "pr"), modes=(data.distribution.centres,
-                                                                             data.distribution.std))
+    quality = SampleQuality(RawFeatures(2), ("fid-raw", "modes", "pr-raw"), modes=(data.distribution.centres,
+                                                                                     data.distribution.std))
     quality.update(data.test[:1000], real=True).update(data.test[1000:], real=False)
     same = quality.compute()
-    assert same["modes_covered"] == 8 and same["high_quality"] > 0.97 and same["fid"] < 0.05
-    with pytest.raises(ValueError, match="classifier"):
+    assert same["modes_covered"] == 8 and same["high_quality"] > 0.97 and same["fid-raw"] < 0.05
+    with pytest.raises(ValueError, match="is is measured on inception features"):
         SampleQuality(RawFeatures(2), ("is",))
+    with pytest.raises(ValueError, match="fid-raw"):
+        model_quality(model, data, metrics=("fid",), n=500)  # the Inception FID needs images

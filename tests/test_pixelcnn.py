@@ -4,7 +4,7 @@ import torch
 
 import dgm
 from ar_checks import dependency_violations, total_probability
-from dgm.models.autoregressive.base import CategoricalPixels
+from dgm.distributions import CategoricalPixels
 from dgm.models.autoregressive.tools import (mask_lower_half, receptive_field, save_autocomplete,
                                              save_receptive_field)
 from dgm.nn.masked_conv import CausalLayerNorm, MaskedConv2d, causal_mask

@@ -4,8 +4,7 @@ import torch
 
 import dgm
 from ar_checks import dependency_violations, total_probability
-from dgm.models.autoregressive.base import CategoricalPixels
-from dgm.nn.logistic_mixture import DiscretizedLogisticMixture
+from dgm.distributions import CategoricalPixels, DiscretizedLogisticMixture
 
 
 def pixelcnnpp(shape, levels, **options):

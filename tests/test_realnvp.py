@@ -39,9 +39,9 @@ def test_density_integrates_to_one(seed):
 def test_log_prob_is_base_density_plus_autograd_log_det():
     model = random_realnvp(0)
     x = torch.randn(6, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    log_abs_det = torch.stack([torch.linalg.slogdet(jacobian(lambda v: model.transform(v[None])[0], example))[1]
+    log_abs_det = torch.stack([torch.linalg.slogdet(jacobian(lambda v: model.latent_codes(v[None])[0], example))[1]
                                for example in x])
-    expected = standard_normal_log_prob(model.transform(x)) + log_abs_det
+    expected = standard_normal_log_prob(model.latent_codes(x)) + log_abs_det
     torch.testing.assert_close(model.log_prob(x), expected, atol=1e-10, rtol=0)
 
 
@@ -51,8 +51,8 @@ def test_samples_are_the_inverse_of_the_transform_of_base_noise():
     x = model.sample(50)
     torch.manual_seed(3)
     z = torch.randn(50, 2, dtype=torch.float64)
-    torch.testing.assert_close(model.transform(x), z, atol=1e-8, rtol=0)
-    trajectory = model.trajectory(x)
+    torch.testing.assert_close(model.latent_codes(x), z, atol=1e-8, rtol=0)
+    trajectory = model.layer_trajectory(x)
     assert len(trajectory) == 4 + 1
     torch.testing.assert_close(trajectory[0], x, atol=0, rtol=0)
     torch.testing.assert_close(trajectory[-1], z, atol=1e-8, rtol=0)
@@ -89,8 +89,7 @@ def test_loss_reports_mean_nll_in_nats_and_bits_per_dimension():
 def test_is_registered_with_its_config_and_exact_likelihood():
     model = RealNVP((3,), n_layers=2, hidden=[5])
     assert MODELS["realnvp"] is RealNVP and RealNVP.likelihood == "exact"
-    assert model.config == {"shape": [3], "n_layers": 2, "hidden": [5], "max_log_scale": 2.0,
-                            "objective": "forward_kl", "target": None, "anneal_steps": 0}
+    assert model.config == {"shape": [3], "n_layers": 2, "hidden": [5], "max_log_scale": 2.0}
     assert model.sample(4).shape == (4, 3)
     masks = [layer.mask.tolist() for layer in model.bijection.bijections]
     assert masks == [[1, 0, 1], [0, 1, 0]]
@@ -104,7 +103,7 @@ def test_is_registered_with_its_config_and_exact_likelihood():
 ])
 def test_log_prob_rejects_bad_input(x, message):
     model = RealNVP((2,))
-    for method in (model.log_prob, model.loss, model.transform, model.trajectory):
+    for method in (model.log_prob, model.loss, model.latent_codes, model.layer_trajectory):
         with pytest.raises(ValueError, match=message):
             method(x)
 

@@ -137,7 +137,7 @@ def test_inconsistent_metrics_are_refused(tmp_path, metrics, match):
 
 
 def test_broken_json_is_refused(tmp_path):
-    run = make_run(tmp_path / "run", "made")
+    run = make_run(tmp_path / "run", "made", "histogram")
     (run / "metrics.json").write_text("{nll")
     with pytest.raises(ValueError, match="metrics.json is not valid JSON"):
         report.read_summary(run)

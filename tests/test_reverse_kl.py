@@ -5,11 +5,14 @@ import math
 
 import pytest
 import torch
+from torch import Tensor
 
 import dgm
 from dgm.data import load
 from dgm.data.energies import ENERGIES, GRID_STEP, WALL_STD, log_normalizer, target
 from dgm.data.toy2d import grid as midpoint_grid
+from dgm.objectives import ReverseKL, reverse_kl_terms
+from dgm.runs import evaluate_run, write_pictures
 from dgm.training import fit, seed_everything
 
 F64 = torch.float64
@@ -50,69 +53,91 @@ def test_confined_target_keeps_the_box_and_adds_a_thin_wall():
     assert target("U1").log_normalizer == pytest.approx(log_normalizer("U1"), abs=1e-5)
 
 
-def random_radial(name: str, seed: int):
+def random_radial(name: str, seed: int, anneal_steps: int = 0) -> ReverseKL:
+    """The reverse-KL objective of a random 4-layer radial flow (double precision) against the energy ``name``."""
     torch.manual_seed(seed)
-    model = dgm.create("radial", shape=(2,), n_layers=4, objective="reverse_kl", target=name).double()
+    model = dgm.create("radial", shape=(2,), n_layers=4).double()
     for layer in model.bijection.bijections:
         layer.z0.data = 1.5 * torch.randn(2, dtype=F64)
         layer.raw_beta.data = torch.randn((), dtype=F64)
-    return model
+    return ReverseKL(model, target(name), anneal_steps)
+
+
+def train_once(objective: ReverseKL, x: Tensor, step: int) -> dict:
+    """The losses of the single update that the objective's training step yields."""
+    updates = list(objective.training_step(x, step))
+    assert [group for group, _ in updates] == ["model"]
+    return updates[0][1]
 
 
 @pytest.mark.parametrize("name", ["U1", "U4"])
 def test_kl_estimate_is_the_kl_divergence_and_non_negative(name):
-    model = random_radial(name, seed=1)
+    objective = random_radial(name, seed=1)
+    model = objective.model
     with torch.no_grad():
         torch.manual_seed(2)
-        samples, log_q = model.sample_with_log_prob(20000)
-        terms = log_q + model.target.energy(samples) + model.target.log_normalizer
-        estimate = model.loss(torch.zeros(20000, 2))["kl"].item()
+        terms = reverse_kl_terms(model, objective.target, 20000)
+        estimate = objective.loss(torch.zeros(20000, 2))["kl"].item()
         # KL(q ‖ p) = ∫ q log(q/p) by the midpoint rule on a grid that holds q's mass
         points, cell_area = midpoint_grid(((-9.0, 9.0), (-9.0, 9.0)), 0.02)
         log_q_grid = model.log_prob(points)
-        integral = (log_q_grid.exp() * (log_q_grid - model.target.log_prob(points))).sum() * cell_area
+        integral = (log_q_grid.exp() * (log_q_grid - objective.target.log_prob(points))).sum() * cell_area
     stderr = terms.std().item() / math.sqrt(len(terms))
     assert estimate == pytest.approx(integral.item(), abs=4 * stderr + 0.03)
     assert estimate > 0.1 and integral > 0
 
 
 def test_reverse_kl_loss_uses_only_the_batch_size_and_has_gradients():
-    model = random_radial("U2", seed=3)
+    objective = random_radial("U2", seed=3)
     torch.manual_seed(4)
-    first = model.loss(torch.zeros(64, 2, dtype=F64))
+    first = objective.loss(torch.zeros(64, 2, dtype=F64))
     torch.manual_seed(4)
-    second = model.loss(torch.full((64, 2), 7.0, dtype=F64))
+    second = objective.loss(torch.full((64, 2), 7.0, dtype=F64))
     assert first["loss"].item() == second["loss"].item()
     assert first["kl"].item() == pytest.approx(first["loss"].item() + target("U2").log_normalizer)
     first["loss"].backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in objective.model.parameters())
+
+
+def test_reverse_kl_is_refused_without_an_energy_or_a_density_of_samples():
+    with pytest.raises(ValueError, match="energy"):
+        ReverseKL(dgm.create("radial", shape=(2,)), load("moons-raw").distribution)
+    with pytest.raises(ValueError, match="density of its own samples"):
+        ReverseKL(dgm.create("gan", shape=(2,)), target("U1"))
+    with pytest.raises(ValueError, match="anneal_steps"):
+        fit(dgm.create("radial", shape=(2,)), load("energy-u1", n_train=512, n_test=256), max_steps=1,
+            anneal_steps=10, progress=False)
 
 
 def test_training_lowers_the_kl_on_u1(tmp_path):
     data = load("energy-u1", n_train=2048, n_test=512)
     seed_everything(0)
-    model = dgm.create("radial", data=data, n_layers=8, objective="reverse_kl", target="U1")
+    model = dgm.create("radial", data=data, n_layers=8)
+    objective = ReverseKL(model, data.distribution)
     with torch.no_grad():
         torch.manual_seed(0)
-        before = model.loss(torch.zeros(10000, 2))["kl"].item()
-    run = fit(model, data, tmp_path / "run", max_steps=150, batch_size=256, lr=1e-2, progress=False)
+        before = objective.loss(torch.zeros(10000, 2))["kl"].item()
+    run = fit(model, data, tmp_path / "run", max_steps=150, batch_size=256, lr=1e-2, progress=False,
+              objective="reverse_kl")
     with torch.no_grad():
         torch.manual_seed(0)
-        after = run.model.loss(torch.zeros(10000, 2))["kl"].item()
+        after = ReverseKL(run.model, data.distribution).loss(torch.zeros(10000, 2))["kl"].item()
     assert 0 < after < before - 0.5
+    write_pictures(run.model, data, run.directory)
     assert (tmp_path / "run" / "density.png").exists() and (tmp_path / "run" / "trajectory.png").exists()
-    assert dgm.load(tmp_path / "run").config["target"] == "U1"
+    metrics = evaluate_run(run.directory)
+    assert metrics["reverse_kl_nats"] == pytest.approx(after, abs=6 * metrics["reverse_kl_stderr"] + 0.02)
 
 
 @pytest.mark.parametrize("name", ["realnvp", "nice", "maf", "iaf", "nsf"])
 def test_every_vector_flow_fits_by_reverse_kl(name):
     """Any flow can take the reverse-KL objective: 60 Adam steps on E_q[log q + U] lower KL(q || p) on U1."""
     seed_everything(0)
-    model = dgm.create(name, shape=(2,), n_layers=2, objective="reverse_kl", target="U1")
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    objective = ReverseKL(dgm.create(name, shape=(2,), n_layers=2), target("U1"))
+    optimizer = torch.optim.Adam(objective.model.parameters(), lr=1e-2)
     kls = []
-    for _ in range(60):
-        losses = model.loss(torch.zeros(256, 2))
+    for step in range(60):
+        losses = train_once(objective, torch.zeros(256, 2), step)
         optimizer.zero_grad()
         losses["loss"].backward()
         optimizer.step()
@@ -121,27 +146,36 @@ def test_every_vector_flow_fits_by_reverse_kl(name):
     assert sum(kls[-10:]) / 10 < sum(kls[:10]) / 10 - 0.3
 
 
-def test_annealing_tempers_only_the_training_loss():
-    model = random_radial("U1", seed=5)
-    annealed = dgm.create("radial", shape=(2,), n_layers=4, objective="reverse_kl", target="U1",
-                          anneal_steps=100).double()
-    annealed.load_state_dict(model.state_dict(), strict=False)  # all but the annealing clock
-    betas = []
-    for _ in range(3):
+def test_annealing_tempers_only_the_training_loss_and_follows_the_step():
+    plain = random_radial("U1", seed=5)
+    annealed = random_radial("U1", seed=5, anneal_steps=100)
+    for step in (0, 1, 2, 50, 99, 100, 5000):
         torch.manual_seed(6)
-        losses = annealed.loss(torch.zeros(256, 2, dtype=F64))
+        losses = train_once(annealed, torch.zeros(256, 2, dtype=F64), step)
         torch.manual_seed(6)
-        plain = model.loss(torch.zeros(256, 2, dtype=F64))
-        assert losses["kl"].item() == pytest.approx(plain["kl"].item())   # the KL of the untempered target
-        assert losses["loss"].item() < plain["loss"].item()               # β < 1 lowers the energy term
-        betas.append(losses["beta"].item())
-    assert betas == pytest.approx([0.01, 0.02, 0.03])
-    annealed.eval()
+        untempered = train_once(plain, torch.zeros(256, 2, dtype=F64), step)
+        beta = min(1.0, 0.01 + step / 100)
+        assert losses["beta"].item() == pytest.approx(beta) and untempered["beta"].item() == 1.0
+        assert losses["kl"].item() == pytest.approx(untempered["kl"].item())   # the KL of the untempered target
+        if beta < 1:
+            assert losses["loss"].item() < untempered["loss"].item()         # β < 1 lowers the energy term
+        else:
+            assert losses["loss"].item() == pytest.approx(untempered["loss"].item())
     with torch.no_grad():
         assert "beta" not in annealed.loss(torch.zeros(8, 2, dtype=F64))
-    assert annealed.steps_trained.item() == 3
-    with pytest.raises(ValueError, match="anneal_steps"):
-        dgm.create("radial", shape=(2,), anneal_steps=10)
+
+
+def test_annealing_resumes_on_the_schedule_of_an_uninterrupted_run(tmp_path):
+    """The annealing clock is the trainer's batch count, so a resumed run continues β where it stopped."""
+    data = load("energy-u1", n_train=1024, n_test=256)
+    options = dict(batch_size=128, lr=1e-2, progress=False, objective="reverse_kl", anneal_steps=12)
+    seed_everything(0)
+    whole = fit(dgm.create("radial", data=data, n_layers=2), data, tmp_path / "whole", max_steps=16, **options)
+    seed_everything(0)
+    fit(dgm.create("radial", data=data, n_layers=2), data, tmp_path / "parts", max_steps=8, **options)
+    resumed = fit(dgm.load(tmp_path / "parts"), data, tmp_path / "parts", max_steps=16, resume=True, **options)
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
 
 
 @pytest.mark.slow

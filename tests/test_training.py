@@ -9,8 +9,9 @@ from safetensors.torch import load_file
 import dgm
 from dgm.checkpoint import load_state
 from dgm.plots import read_metrics_csv
+from dgm.run_folder import RunFolder
+from dgm.runs import write_pictures
 from dgm.training import TrainingDiverged, fit, seed_everything
-from dgm.runs import metrics_files
 
 
 def _fit(data, directory, **options):
@@ -26,6 +27,8 @@ def test_fit_learns_the_maximum_likelihood_gaussian(tmp_path, gaussian_data):
     # the loss jitters the data with N(0, 0.1²): the fitted std is that of the jittered data
     expected_std = (gaussian_data.train.var(0) + 0.01).sqrt()
     assert torch.allclose(model.log_std.exp(), expected_std, rtol=0.1)
+    assert not (run.directory / "samples.png").exists()  # pictures are the runs module's, not the trainer's
+    write_pictures(run.model, gaussian_data, run.directory)
     files = {p.name for p in run.directory.iterdir()}
     assert {"config.json", "model.safetensors", "run.json", "checkpoints", "logs", "samples.png",
             "curves.png"} <= files
@@ -46,7 +49,7 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, gaussian
     for name in ("mean", "log_std"):
         assert torch.equal(getattr(resumed.model, name), getattr(straight.model, name))
     # the logs of both parts are kept, the second continuing the steps of the first
-    first, second = (read_metrics_csv(p)["train/loss"][0] for p in metrics_files(tmp_path / "interrupted"))
+    first, second = (read_metrics_csv(p)["train/loss"][0] for p in RunFolder(tmp_path / "interrupted").csv_logs())
     assert first.max() < second.min()
     # and the trainer states agree too (optimizer moments, step counters)
     a = load_state(tmp_path / "straight" / "checkpoints" / "last.safetensors")

@@ -49,8 +49,8 @@ def test_samples_are_the_inverse_of_base_noise_and_log_prob_follows(name):
     x = model.sample(20)
     torch.manual_seed(3)
     z = torch.randn(20, 3, dtype=torch.float64)
-    torch.testing.assert_close(model.transform(x), z, atol=1e-8, rtol=0)
-    assert model.trajectory(x)[-1].shape == (20, 3)
+    torch.testing.assert_close(model.latent_codes(x), z, atol=1e-8, rtol=0)
+    assert model.layer_trajectory(x)[-1].shape == (20, 3)
     assert torch.isfinite(model.log_prob(x)).all()
 
 

@@ -116,6 +116,7 @@ def test_short_training_learns_the_waveforms(tmp_path):
     """400 steps of the recipe's WaveNet on 64-step waveforms: far below the i.i.d. marginal of the values
     (about 7.6 bits per step), and samples drawn at the end."""
     from dgm.recipes import load_recipe
+    from dgm.runs import write_pictures
     from dgm.training import fit, seed_everything
     data = load("waveforms", length=64, train_size=4000, test_size=500)
     seed_everything(0)
@@ -124,4 +125,5 @@ def test_short_training_learns_the_waveforms(tmp_path):
     with torch.no_grad():
         bits_per_step = -run.model.log_prob(data.test).mean().item() / (64 * math.log(2))
     assert bits_per_step < 5.0  # 4.67 measured
+    write_pictures(run.model, data, run.directory)
     assert (tmp_path / "run" / "samples.png").exists()

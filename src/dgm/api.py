@@ -3,15 +3,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dgm.models
+from dgm.checkpoint import load_model
 from dgm.core import GenerativeModel
 from dgm.data.base import Data, list_datasets
-from dgm.registry import MODEL_DESCRIPTIONS, _import_all, accepts, model_class
+from dgm.registry import MODEL_DESCRIPTIONS, MODELS, accepts, import_modules
 
 
 def list_models() -> dict[str, str]:
     """Registered model names with a one-line description each."""
-    _import_all()
+    import_modules(dgm.models)
     return dict(sorted(MODEL_DESCRIPTIONS.items()))
+
+
+def model_class(name: str) -> type:
+    """The model class registered as ``name``."""
+    import_modules(dgm.models)
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
 
 
 def create(name: str, shape: tuple[int, ...] | None = None, *, levels: int | None = None, data: Data | None = None,
@@ -46,8 +56,7 @@ def create(name: str, shape: tuple[int, ...] | None = None, *, levels: int | Non
 
 def load(run_dir: str | Path) -> GenerativeModel:
     """Rebuild a saved model from ``config.json`` and ``model.safetensors`` in ``run_dir``."""
-    from dgm.checkpoint import load_model
-    return load_model(run_dir)
+    return load_model(run_dir, model_class)
 
 
-__all__ = ["create", "load", "list_models", "list_datasets"]
+__all__ = ["create", "load", "list_models", "list_datasets", "model_class"]

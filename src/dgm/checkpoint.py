@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,9 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} is truncated or corrupt ({error})") from None
 
 
-def load_model(directory: str | Path):
-    """Rebuild the model saved in ``directory`` (config.json + model.safetensors)."""
-    from dgm.registry import model_class
+def load_model(directory: str | Path, model_class: Callable[[str], type]):
+    """Rebuild the model saved in ``directory`` (config.json + model.safetensors); ``model_class`` finds the class
+    of a registry name (:func:`dgm.api.model_class`, which knows every model; this module knows none)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{directory} is not a run folder (no such directory)")

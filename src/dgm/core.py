@@ -14,6 +14,8 @@ import functools
 import inspect
 import json
 import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -21,6 +23,10 @@ import torch
 from torch import Tensor, nn
 
 Likelihood = Literal["exact", "lower_bound"] | None
+Losses = dict[str, Tensor]
+Update = tuple[str, Losses]
+OPTIONAL_HOOKS = ("sample_with_log_prob", "latent_codes", "layer_trajectory")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def check_data(x: Tensor, shape: tuple[int, ...], levels: int | None, name: str = "x") -> Tensor:
@@ -49,6 +55,25 @@ def check_integer(value, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}")
     return value
+
+
+def check_levels(levels, model: str, allow_continuous: bool = False) -> int | None:
+    """Return ``levels``, the number of values ``0..levels-1`` of discrete data, if it is an ``int`` of at least 2
+    (or ``None`` for continuous data, where ``allow_continuous``), else raise ``ValueError`` naming ``model``."""
+    if allow_continuous and levels is None:
+        return None
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+        alternative = " (or None for continuous data)" if allow_continuous else ""
+        raise ValueError(f"{model} models discrete data with values 0..levels-1: levels must be an integer >= 2"
+                         f"{alternative}, got {levels!r}")
+    return levels
+
+
+def vector_dim(shape: Sequence[int], model: str) -> int:
+    """``D`` of vector data of shape ``(D,)`` with ``D ≥ 2`` (what couplings of vectors need), else ``ValueError``."""
+    if len(shape) != 1 or shape[0] < 2:
+        raise ValueError(f"{model} takes vectors of shape (D,) with D >= 2, got shape {tuple(shape)}")
+    return shape[0]
 
 
 def check_sample_count(n) -> int:
@@ -91,6 +116,29 @@ def _jsonable(value, where: str):
                     "use numbers, strings, lists or dicts")
 
 
+@dataclass(frozen=True)
+class OptimizerGroup:
+    """One optimizer of a model's training: the parameters it updates and its Adam settings.
+
+    ``lr`` and ``schedule`` (``"constant"`` or ``"cosine"``) left at ``None`` take the run's ``lr`` and
+    ``lr_schedule``; a group that sets them keeps its own, so that, e.g., a GAN's critic can learn four times faster
+    than its generator (the two time-scale update rule of Heusel et al., 2017).
+    """
+
+    name: str
+    parameters: Sequence[nn.Parameter]
+    lr: float | None = None
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str | None = None
+
+    def __post_init__(self):
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"the learning rate of optimizer group {self.name!r} must be positive, got {self.lr}")
+        if self.schedule is not None and self.schedule not in LR_SCHEDULES:
+            raise ValueError(f"the schedule of optimizer group {self.name!r} must be one of {LR_SCHEDULES}, "
+                             f"got {self.schedule!r}")
+
+
 class GenerativeModel(nn.Module):
     """Base class: ``loss``, ``sample``, ``log_prob`` and ``save``, with the likelihood labelled honestly.
 
@@ -100,11 +148,16 @@ class GenerativeModel(nn.Module):
     A class-conditional model sets ``n_classes`` (an instance attribute); its ``loss``, ``log_prob`` and ``sample``
     then take ``labels=`` (class indices ``(N,)``, checked by :func:`check_labels`), and the trainer passes the data
     set's labels to ``loss``.
+
+    How a model is trained is the model's own business, told to the one trainer through three hooks:
+    :meth:`optimizer_groups` (which parameters each optimizer updates, with which Adam settings),
+    :meth:`training_step` (the updates of one batch, in order, given the batch's index in the run) and
+    :meth:`after_update` (called after each optimizer step). The defaults train every parameter by minimising
+    ``loss``. Optional hooks that pictures and evaluation use where a model offers them are listed in
+    ``OPTIONAL_HOOKS``; :meth:`offers` tells which a model implements.
     """
 
     likelihood: ClassVar[Likelihood] = None
-    adversarial: ClassVar[bool] = False
-    adam_betas: ClassVar[tuple[float, float]] = (0.9, 0.999)
     model_name: ClassVar[str] = ""  # set by dgm.registry.register_model
     n_classes: int | None = None  # set by class-conditional models: loss/log_prob/sample then take labels=
 
@@ -131,7 +184,7 @@ class GenerativeModel(nn.Module):
         cls.__init__ = recording_init
 
     # -- the protocol -------------------------------------------------------------------------------------------
-    def loss(self, x: Tensor, **condition) -> dict[str, Tensor]:
+    def loss(self, x: Tensor, **condition) -> Losses:
         """Scalars to log; the key ``"loss"`` is minimised. ``condition`` holds ``labels=`` for class-conditional
         models (see ``n_classes``).
 
@@ -150,6 +203,44 @@ class GenerativeModel(nn.Module):
     def log_prob(self, x: Tensor) -> Tensor:
         """Log-probability (or its lower bound, see ``likelihood``) of each example, shape ``(N,)``, in nats."""
         raise NotImplementedError(f"{type(self).__name__} has no likelihood (likelihood = None)")
+
+    # -- training hooks -----------------------------------------------------------------------------------------
+    def optimizer_groups(self) -> list[OptimizerGroup]:
+        """The optimizers of training, each named; by default one Adam over every parameter."""
+        return [OptimizerGroup("model", list(self.parameters()))]
+
+    def training_step(self, x: Tensor, step: int, **condition) -> Iterator[Update]:
+        """The updates of one training batch, in order: pairs ``(optimizer group name, losses)``.
+
+        ``step`` counts the batches trained before this one, over the whole run (resumes included), so schedules
+        of the objective (KL warm-up, annealing, a critic's rhythm) follow it. The trainer minimises each
+        ``losses["loss"]`` with its group's optimizer before it asks for the next pair, so a later loss sees the
+        parameters the earlier update changed (a generator step after a critic step). The default is one update of
+        the single group with :meth:`loss`.
+        """
+        yield "model", self.loss(x, **condition)
+
+    def after_update(self, group: str) -> None:
+        """Called after each optimizer step of ``group`` (e.g. to clip a WGAN critic's weights); nothing by default."""
+
+    # -- optional hooks (see OPTIONAL_HOOKS) ---------------------------------------------------------------------
+    def sample_with_log_prob(self, n: int, **options) -> tuple[Tensor, Tensor]:
+        """``n`` samples and their log-density under the model, with gradients (reverse-KL fits)."""
+        raise NotImplementedError(f"{type(self).__name__} does not give the density of its own samples")
+
+    def latent_codes(self, x: Tensor) -> Tensor:
+        """A latent representation of each example, shape ``(N, *latent_shape)`` (latent-space pictures)."""
+        raise NotImplementedError(f"{type(self).__name__} has no latent space")
+
+    def layer_trajectory(self, points: Tensor, direction: str = "normalizing") -> list[Tensor]:
+        """The points after each layer of a layered map between data and latent space (trajectory pictures)."""
+        raise NotImplementedError(f"{type(self).__name__} has no layered map to trace")
+
+    def offers(self, hook: str) -> bool:
+        """Whether this model implements the optional hook ``hook`` (one of ``OPTIONAL_HOOKS``)."""
+        if hook not in OPTIONAL_HOOKS:
+            raise ValueError(f"unknown optional hook {hook!r}; the optional hooks are {', '.join(OPTIONAL_HOOKS)}")
+        return getattr(type(self), hook) is not getattr(GenerativeModel, hook)
 
     # -- conveniences shared by every model ----------------------------------------------------------------------
     def _first_tensor(self) -> Tensor:
@@ -170,6 +261,16 @@ class GenerativeModel(nn.Module):
         """Validate ``x`` against this model's ``shape`` and ``levels`` (see :func:`check_data`)."""
         return check_data(x, tuple(self.config["shape"]), self.config.get("levels"))
 
+    def check_sample_options(self, options: dict) -> dict:
+        """``options`` if ``sample`` accepts each of them, else ``ValueError`` listing the ones it accepts."""
+        accepted = [name for name, parameter in inspect.signature(self.sample).parameters.items()
+                    if name != "n" and parameter.kind is not inspect.Parameter.VAR_KEYWORD]
+        unknown = [name for name in options if name not in accepted]
+        if unknown:
+            raise ValueError(f"{self.model_name or type(self).__name__} has no sampling option(s) "
+                             f"{', '.join(unknown)}; its options are: {', '.join(accepted) or 'none'}")
+        return options
+
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory``."""
         from dgm.checkpoint import save_model
@@ -177,31 +278,40 @@ class GenerativeModel(nn.Module):
 
     @classmethod
     def load(cls, directory: str | Path) -> "GenerativeModel":
-        """Rebuild a saved model; the saved class must be ``cls`` or a subclass of it."""
+        """Rebuild a saved model; the saved class must be ``cls`` or a registered subclass of it that is imported
+        (``dgm.load(directory)`` finds any model)."""
         from dgm.checkpoint import load_model
-        model = load_model(directory)
-        if not isinstance(model, cls):
-            raise ValueError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
+        from dgm.registry import MODELS
+
+        def saved_class(name: str) -> type:
+            if name not in MODELS or not issubclass(MODELS[name], cls):
+                raise ValueError(f"{directory} holds the model {name!r}, not a {cls.__name__}; dgm.load({str(directory)!r}) "
+                                 "loads any model")
+            return MODELS[name]
+        return load_model(directory, saved_class)
 
     def extra_repr(self) -> str:
         return json.dumps(self.config) if not list(self.children()) else ""
 
 
 class AdversarialModel(GenerativeModel):
-    """An implicit model trained by alternating critic and generator steps (Goodfellow et al., 2014).
+    """An implicit model trained by alternating critic and generator updates (Goodfellow et al., 2014, Alg. 1).
 
-    The trainer calls ``critic_loss`` on every batch and ``generator_loss`` after every ``critic_steps`` critic
-    updates, each with its own optimizer over ``critic_parameters()`` / ``generator_parameters()``.
+    Each batch updates the critic once; every ``critic_steps``-th batch then also updates the generator, each with
+    its own Adam (``critic_parameters()`` / ``generator_parameters()``, betas ``adam_betas``, learning rates
+    ``generator_lr`` / ``critic_lr`` where a model sets them, the run's otherwise). ``condition`` (``labels=``)
+    reaches both losses, so class-conditional GANs train like any other conditional model.
     """
 
-    adversarial = True
     critic_steps: int = 1
+    adam_betas: ClassVar[tuple[float, float]] = (0.5, 0.999)
+    generator_lr: float | None = None
+    critic_lr: float | None = None
 
-    def generator_loss(self, x: Tensor) -> dict[str, Tensor]:
+    def generator_loss(self, x: Tensor, **condition) -> Losses:
         raise NotImplementedError
 
-    def critic_loss(self, x: Tensor) -> dict[str, Tensor]:
+    def critic_loss(self, x: Tensor, **condition) -> Losses:
         raise NotImplementedError
 
     def generator_parameters(self):
@@ -210,8 +320,18 @@ class AdversarialModel(GenerativeModel):
     def critic_parameters(self):
         raise NotImplementedError
 
-    def loss(self, x: Tensor) -> dict[str, Tensor]:
+    def optimizer_groups(self) -> list[OptimizerGroup]:
+        return [OptimizerGroup("generator", list(self.generator_parameters()), self.generator_lr, self.adam_betas),
+                OptimizerGroup("critic", list(self.critic_parameters()), self.critic_lr, self.adam_betas)]
+
+    def training_step(self, x: Tensor, step: int, **condition) -> Iterator[Update]:
+        """A critic update, then a generator update on every ``critic_steps``-th batch of the run."""
+        yield "critic", self.critic_loss(x, **condition)
+        if (step + 1) % self.critic_steps == 0:
+            yield "generator", self.generator_loss(x, **condition)
+
+    def loss(self, x: Tensor, **condition) -> Losses:
         """Both objectives on a batch, for evaluation: ``loss`` is the generator's."""
-        generator = self.generator_loss(x)
-        critic = self.critic_loss(x)
+        generator = self.generator_loss(x, **condition)
+        critic = self.critic_loss(x, **condition)
         return {"loss": generator["loss"], "critic_loss": critic["loss"]}

@@ -1,4 +1,8 @@
-"""Name → class registries for models and name → factory registries for data sets."""
+"""Name → class registries for models and name → factory registries for data sets.
+
+A leaf of the import graph: model and data modules register themselves here, and the modules that look names up
+(``dgm.api`` for models, ``dgm.data.base`` for data sets) first import the modules of their package.
+"""
 from __future__ import annotations
 
 import importlib
@@ -35,22 +39,13 @@ def register_dataset(name: str, description: str):
     return decorate
 
 
-def model_class(name: str) -> type:
-    _import_all()
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
-    return MODELS[name]
-
-
 def accepts(cls: type, argument: str) -> bool:
     return argument in inspect.signature(cls.__init__).parameters
 
 
-def _import_all() -> None:
-    """Import every module of ``dgm.data`` and ``dgm.models``: their decorators fill the registries, so a new model
-    or data set needs no list to be edited."""
-    import dgm.data
-    import dgm.models
-    for package in (dgm.data, dgm.models):
-        for module in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
-            importlib.import_module(module.name)
+def import_modules(package) -> None:
+    """Import every module below ``package``: their decorators fill the registries, so a new model or data set
+    needs no list to be edited. Each package imports its own (``dgm.api`` the models, ``dgm.data.base`` the data
+    sets), so this module imports nothing of dgm."""
+    for module in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
+        importlib.import_module(module.name)

@@ -8,8 +8,9 @@ Where the data set knows its entropy ``H(p)``, the report shows the gap ``NLL �
 cross-entropy ``E_p[−log q] = H(p) + KL(p ‖ q)``, so the gap estimates ``KL(p ‖ q)`` for an exact likelihood and
 bounds it from above for a lower bound.
 
-A run folder holds ``config.json`` (``{"model": name, "config": {...}}``), ``run.json`` (``{"data": name,
-"train": {...}, "seconds": float, ...}``), ``metrics.json`` once evaluated, and PNG pictures.
+It reads run folders through :class:`dgm.run_folder.RunFolder`: ``config.json`` (``{"model": name, "config":
+{...}}``), ``run.json`` (``{"data": name, "train": {...}, "seconds": float, ...}``), ``metrics.json`` once evaluated,
+and the PNG pictures.
 """
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from dgm.checkpoint import read_json
 from dgm.metrics.likelihood import RELATIONS
+from dgm.run_folder import CONFIG_FILE, METRICS_FILE, RUN_FILE, RunFolder
+from dgm.run_folder import find_runs as run_folders_below
 
 COLUMNS = ("run", "model", "data", "likelihood", "NLL (nats)", "bits/dim", "entropy (nats)", "gap (nats)", "time")
-FIRST_PICTURES = ("samples.png", "curves.png")
 MISSING = "—"
 
 
@@ -33,52 +34,34 @@ MISSING = "—"
 class RunSummary:
     """What one run folder says about itself; ``metrics`` is ``None`` until the run is evaluated."""
 
-    path: Path
+    folder: RunFolder
     config: dict
     run: dict
     metrics: dict | None
 
     @property
+    def path(self) -> Path:
+        return self.folder.path
+
+    @property
     def name(self) -> str:
-        return self.path.name
+        return self.folder.name
 
     @property
     def pictures(self) -> list[Path]:
-        """``samples.png`` and ``curves.png`` first, then the folder's other PNG files by name."""
-        first = [self.path / name for name in FIRST_PICTURES if (self.path / name).is_file()]
-        others = sorted(path for path in self.path.glob("*.png") if path.name not in FIRST_PICTURES)
-        return first + others
+        return self.folder.pictures()
 
 
 def read_summary(run_dir: str | Path) -> RunSummary:
-    """Read a run folder's JSON files; a folder without ``config.json`` is not a run (``ValueError``)."""
-    path = Path(run_dir)
-    if not (path / "config.json").is_file():
-        raise ValueError(f"{path} is not a run folder: it has no config.json")
-    config = _read_json(path / "config.json")
-    if "model" not in config:
-        raise ValueError(f"{path / 'config.json'} must name the model: {{\"model\": name, \"config\": {{...}}}}")
-    run = _read_json(path / "run.json") if (path / "run.json").is_file() else {}
-    metrics = _read_json(path / "metrics.json") if (path / "metrics.json").is_file() else None
-    return RunSummary(path=path, config=config, run=run, metrics=metrics)
+    """Read a run folder's JSON files; a folder that is not a run raises ``ValueError``."""
+    folder = RunFolder(run_dir)
+    record = folder.read_record()
+    return RunSummary(folder=folder, config=folder.read_config(), run=record, metrics=folder.read_metrics())
 
 
 def find_runs(root: str | Path) -> list[Path]:
-    """``root`` itself if it is a run folder, else every folder below it holding a ``config.json``, sorted."""
-    root = Path(root)
-    if (root / "config.json").is_file():
-        return [root]
-    runs = sorted(config.parent for config in root.rglob("config.json"))
-    if not runs:
-        raise ValueError(f"no run folders (folders with a config.json) found in {root}")
-    return runs
-
-
-def _read_json(path: Path) -> dict:
-    content = read_json(path)
-    if not isinstance(content, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(content).__name__}")
-    return content
+    """``root`` itself if it is a run folder, else every run folder below it, sorted."""
+    return [folder.path for folder in run_folders_below(root)]
 
 
 # -- the cells of one row ---------------------------------------------------------------------------------------------
@@ -99,10 +82,10 @@ def _likelihood_cells(run: RunSummary) -> dict[str, str]:
     likelihood = run.metrics.get("likelihood")
     nll, bits, entropy = (run.metrics.get(key) for key in ("nll_nats", "bits_per_dim", "entropy_nats"))
     if likelihood is not None and likelihood not in RELATIONS:
-        raise ValueError(f"{run.path / 'metrics.json'}: likelihood must be \"exact\", \"lower_bound\" or null, "
+        raise ValueError(f"{run.path / METRICS_FILE}: likelihood must be \"exact\", \"lower_bound\" or null, "
                          f"got {likelihood!r}")
     if likelihood is None and (nll is not None or bits is not None):
-        raise ValueError(f"{run.path / 'metrics.json'} gives a likelihood number but its likelihood is null: "
+        raise ValueError(f"{run.path / METRICS_FILE} gives a likelihood number but its likelihood is null: "
                          "say whether it is \"exact\" or a \"lower_bound\"")
     cells = empty | {"likelihood": "none" if likelihood is None else likelihood.replace("_", " ")}
     if entropy is not None:
@@ -205,7 +188,7 @@ def _table_row(index: int, run: RunSummary) -> str:
 
 
 def _section(index: int, run: RunSummary, page_folder: Path) -> str:
-    details = {"config.json": run.config, "run.json": run.run, "metrics.json": run.metrics}
+    details = {CONFIG_FILE: run.config, RUN_FILE: run.run, METRICS_FILE: run.metrics}
     files = "\n".join(f"<h3>{_escape(name)}</h3>\n<pre>{_escape(json.dumps(content, indent=2))}</pre>"
                       for name, content in details.items() if content)
     figures = "\n".join(

@@ -1,4 +1,9 @@
-"""Run folders: how ``dgm evaluate``, ``dgm sample`` and ``dgm report`` read what ``fit`` wrote."""
+"""Evaluation and pictures of runs: what ``dgm evaluate``, ``dgm sample``, ``dgm train`` and ``dgm report`` do with
+the run folders that ``fit`` fills (their files are :mod:`dgm.run_folder`'s).
+
+What a model offers beyond ``sample`` and ``log_prob`` is asked through the protocol's optional hooks
+(``model.offers(...)``, :data:`dgm.core.OPTIONAL_HOOKS`), never by probing its attributes.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,35 +11,16 @@ from pathlib import Path
 import torch
 
 from dgm import plots
-from dgm.checkpoint import load_model, read_json, write_json
 from dgm.core import sample_labels
-from dgm.data.base import Data, load
+from dgm.data.base import Data
+from dgm.data.energies import EnergyTarget
 from dgm.metrics.likelihood import log_likelihoods, nll_summary
 from dgm.metrics.quality import model_quality
+from dgm.objectives import reverse_kl_terms
+from dgm.run_folder import CURVES_PICTURE, SAMPLES_PICTURE, RunFolder
 
-RUN_FILE = "run.json"
-METRICS_FILE = "metrics.json"
 N_PICTURE_SAMPLES = {"image": 64, "vector": 4000, "sequence": 4}
-REVERSE_KL_SAMPLES = 20000  # samples of q behind the reported KL(q ‖ p) of a reverse-KL fit
-
-
-def metrics_files(directory: str | Path) -> list[Path]:
-    """The CSV logs of a run, one per training part (a resumed run adds a part), in order."""
-    return sorted((Path(directory) / "logs").glob("csv-*/metrics.csv"), key=lambda p: int(p.parent.name[4:]))
-
-
-def read_run(directory: str | Path) -> dict:
-    """The run's ``run.json``; a folder without one is not a run folder."""
-    path = Path(directory) / RUN_FILE
-    if not path.exists():
-        raise ValueError(f"{directory} is not a run folder (no {RUN_FILE}); train one with `dgm train`")
-    return read_json(path)
-
-
-def run_data(directory: str | Path) -> Data:
-    """The data set the run was trained on, rebuilt from its name and options."""
-    record = read_run(directory)
-    return load(record["data"], **record["data_options"])
+REVERSE_KL_SAMPLES = 20000  # samples of q behind the reported KL(q ‖ p) on an energy's data
 
 
 def data_entropy(data: Data) -> float | None:
@@ -48,9 +34,12 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
     """Test NLL (nats/example) and bits/dim of a trained run, written to and returned as ``metrics.json``;
     with ``sample_quality`` (options of :func:`dgm.metrics.quality.model_quality`, ``{}`` for its defaults) also
     FID, KID, IS, precision/recall, density/coverage or mode coverage of the model's samples. ``importance_samples``
-    tightens a bound with that many importance samples (see :func:`~dgm.metrics.likelihood.log_likelihoods`)."""
-    directory = Path(directory)
-    model, data = load_model(directory), run_data(directory)
+    tightens a bound with that many importance samples (see :func:`~dgm.metrics.likelihood.log_likelihoods`).
+    On the samples of an energy (``energy-u1`` …) a model that gives the density of its samples also gets
+    ``KL(q ‖ p)`` from fresh samples, however it was trained."""
+    folder = RunFolder(directory)
+    record = folder.read_record()
+    model, data = folder.load_model(), folder.load_data()
     metrics: dict = {"model": model.model_name, "data": data.name}
     if model.likelihood is None:
         metrics["likelihood"] = None
@@ -64,16 +53,16 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
     entropy = data_entropy(data)
     if entropy is not None:
         metrics["entropy_nats"] = entropy
-    if getattr(model, "target", None) is not None:  # a reverse-KL fit: its KL(q ‖ p) from fresh samples
+    if isinstance(data.distribution, EnergyTarget) and model.offers("sample_with_log_prob"):
         with torch.no_grad():
-            terms = torch.cat([model.reverse_kl_terms(batch_size) for _ in range(REVERSE_KL_SAMPLES // batch_size)])
+            terms = torch.cat([reverse_kl_terms(model, data.distribution, batch_size)
+                               for _ in range(REVERSE_KL_SAMPLES // batch_size)])
         metrics["reverse_kl_nats"] = terms.mean().item()
         metrics["reverse_kl_stderr"] = (terms.std() / len(terms) ** 0.5).item()
     if sample_quality is not None:
         metrics["sample_quality"] = model_quality(model, data, progress=progress, **sample_quality)
-    record = read_run(directory)
     metrics["train_seconds"] = record.get("seconds")
-    write_json(directory / METRICS_FILE, metrics)
+    folder.write_metrics(metrics)
     return metrics
 
 
@@ -109,43 +98,44 @@ def is_sequence(data: Data) -> bool:
 
 
 @torch.no_grad()
-def write_pictures(model, data: Data, directory: Path) -> list[Path]:
-    """``samples.png``; where they apply the model's density, latent space and probability table beside the
-    truth; and ``curves.png``, the training curves."""
-    directory = Path(directory)
+def write_pictures(model, data: Data, directory: str | Path, sample_options: dict | None = None) -> list[Path]:
+    """``samples.png`` (drawn with ``sample_options``); where the model offers them its density beside the data's,
+    latent space, layer trajectory and probability table; and ``curves.png``, the training curves."""
+    folder = RunFolder(directory)
     name = f"{model.model_name} on {data.name}"
     n = N_PICTURE_SAMPLES["image" if data.is_image else "sequence" if is_sequence(data) else "vector"]
-    samples = model.sample(n, **sample_labels(model, n))
-    written = [save_samples_picture(samples, data, directory / "samples.png", title=f"samples of {name}")]
-    if data.levels is None and data.shape == (2,) and model.likelihood is not None:
-        target = getattr(model, "target", None)  # the density a reverse-KL fit aims at, drawn beside the model's
-        density_plot, _ = plots.density_2d(model.log_prob, _bounds(data), directory / "density.png",
-                                           title=f"density of {name}",
-                                           reference=None if target is None else target.log_prob)
+    options = model.check_sample_options(sample_options or {})
+    samples = model.sample(n, **sample_labels(model, n), **options)
+    written = [save_samples_picture(samples, data, folder.picture(SAMPLES_PICTURE), title=f"samples of {name}")]
+    points_2d = data.levels is None and data.shape == (2,)
+    if points_2d and model.likelihood is not None:
+        known = getattr(data.distribution, "log_prob", None)  # the data's own density, drawn beside the model's
+        density_plot, _ = plots.density_2d(model.log_prob, _bounds(data), folder.picture("density.png"),
+                                           title=f"density of {name}", reference=known)
         written.append(density_plot)
-    if data.levels is None and data.shape == (2,) and hasattr(model, "transform"):
-        latents = model.transform(data.test[:n])
+    if points_2d and model.offers("latent_codes"):
+        latents = model.latent_codes(data.test[:n].to(model.device))
         labels = None if data.test_labels is None else data.test_labels[:len(latents)]
-        written.append(plots.latent_scatter(latents, directory / "latent.png", labels=labels,
+        written.append(plots.latent_scatter(latents, folder.picture("latent.png"), labels=labels,
                                             title=f"latent space of {name}"))
-    if data.levels is None and data.shape == (2,) and hasattr(model, "trajectory"):
-        written.append(_trajectory_picture(model, data, directory / "trajectory.png", title=name))
+    if points_2d and model.offers("layer_trajectory"):
+        written.append(_trajectory_picture(model, data, folder.picture("trajectory.png"), title=name))
     if data.levels is not None and data.shape in ((1,), (2,)) and model.likelihood == "exact":
-        written.append(_probability_picture(model, data, directory / "probabilities.png", title=name))
-    logs = metrics_files(directory)
+        written.append(_probability_picture(model, data, folder.picture("probabilities.png"), title=name))
+    logs = folder.csv_logs()
     if logs:
-        written.append(plots.training_curves(logs, directory / "curves.png"))
+        written.append(plots.training_curves(logs, folder.picture(CURVES_PICTURE)))
     return written
 
 
 def _trajectory_picture(model, data: Data, path: Path, title: str, n: int = 2000) -> Path:
-    """The flow of points layer by layer: base samples to data space for a reverse-KL fit (coloured by starting
+    """The map of points layer by layer: base samples to data space for an energy's data (coloured by starting
     position), otherwise test data to latent space (coloured by label where the data have labels)."""
-    if getattr(model, "target", None) is not None:
+    if isinstance(data.distribution, EnergyTarget):
         base = torch.randn(n, *data.shape, device=model.device, dtype=model.dtype)
-        return plots.flow_trajectory(model.trajectory(base, "generative"), path, title=f"{title}: z to x")
+        return plots.flow_trajectory(model.layer_trajectory(base, "generative"), path, title=f"{title}: z to x")
     labels = None if data.test_labels is None else data.test_labels[:n]
-    return plots.flow_trajectory(model.trajectory(data.test[:n].to(model.device)), path, labels=labels,
+    return plots.flow_trajectory(model.layer_trajectory(data.test[:n].to(model.device)), path, labels=labels,
                                  title=f"{title}: x to z")
 
 

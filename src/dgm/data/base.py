@@ -8,7 +8,7 @@ from typing import Any
 from torch import Tensor
 
 from dgm.core import check_data
-from dgm.registry import DATASET_DESCRIPTIONS, DATASETS
+from dgm.registry import DATASET_DESCRIPTIONS, DATASETS, import_modules
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,7 @@ class Data:
 
 def load(name: str, **options) -> Data:
     """Build the registered data set ``name``; ``options`` are passed to its factory."""
-    from dgm.registry import _import_all
-    _import_all()
+    _import_data_modules()
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; known data sets: {', '.join(sorted(DATASETS))}")
     try:
@@ -64,6 +63,11 @@ def load(name: str, **options) -> Data:
 
 def list_datasets() -> dict[str, str]:
     """Registered data-set names with a one-line description each."""
-    from dgm.registry import _import_all
-    _import_all()
+    _import_data_modules()
     return dict(sorted(DATASET_DESCRIPTIONS.items()))
+
+
+def _import_data_modules() -> None:
+    """Import every module of ``dgm.data``, whose decorators register the data sets."""
+    import dgm.data
+    import_modules(dgm.data)

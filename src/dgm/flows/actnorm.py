@@ -59,14 +59,14 @@ class ActNorm(Bijection):
         self.shift.copy_(-mean * torch.exp(self.log_scale))
         self.initialized.fill_(True)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self._check(x)
         if self.training and not self.initialized:
             self.initialize(x)
         y = x * torch.exp(self._per_channel(self.log_scale, x)) + self._per_channel(self.shift, x)
         return y, self._log_abs_det(x)
 
-    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self._check(y)
         x = (y - self._per_channel(self.shift, y)) * torch.exp(-self._per_channel(self.log_scale, y))
         return x, -self._log_abs_det(y)

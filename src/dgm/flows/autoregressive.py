@@ -12,6 +12,11 @@ ordering" and ``θ = MADE(u)`` (Germain et al., 2015) is computed for all ``i`` 
   sampling ``D`` passes. It is :class:`MaskedAutoregressive`.
 * IAF (eq. 10-11 of Kingma et al.) is the same layer with the directions swapped, ``u = z`` and ``v = x``: sampling is
   one pass and the density ``D`` passes. It is :class:`InverseAutoregressive`.
+
+Built with ``context_dim > 0`` either layer is conditional: ``θ = MADE(u, c)`` with the context ``c`` fed to every
+unit of MADE's first layer (:mod:`dgm.nn.made`), as in conditional MAF (Papamakarios et al., §3.4) and IAF's
+posterior conditioned on the encoder's ``h`` (Kingma et al., Algorithm 1). The Jacobian in ``u`` stays triangular for
+each fixed ``c``, and the ``D`` passes of the inverse use the same ``c``.
 """
 from __future__ import annotations
 
@@ -32,15 +37,17 @@ class MaskedAutoregressive(Bijection):
 
     The MADE network has hidden widths ``hidden`` and outputs the ``k = transform.params_per_element`` parameters
     of each dimension; its output layer starts at zero, so the layer starts as the identity. ``order`` and ``seed``
-    choose the MADE ordering (see :class:`~dgm.nn.made.MADENetwork`).
+    choose the MADE ordering (see :class:`~dgm.nn.made.MADENetwork`). ``context_dim > 0`` makes the layer
+    conditional on contexts ``(N, context_dim)``; with ``context_dim = 0`` it ignores any context.
     """
 
     def __init__(self, dim: int, hidden: Sequence[int], transform: ElementwiseTransform,
-                 order: Ordering = "natural", seed: int = 0, activation: type[nn.Module] = nn.ReLU):
+                 order: Ordering = "natural", seed: int = 0, activation: type[nn.Module] = nn.ReLU,
+                 context_dim: int = 0):
         super().__init__()
         self.dim = check_integer(dim, "dim", 1)
         self.made = MADENetwork(dim, hidden, transform.params_per_element, order=order, seed=seed,
-                                activation=activation)
+                                activation=activation, context_dim=context_dim)
         nn.init.zeros_(self.made.output.weight)
         nn.init.zeros_(self.made.output.bias)
         self.transform = transform
@@ -50,47 +57,48 @@ class MaskedAutoregressive(Bijection):
             raise ValueError(f"{type(self).__name__} expects vectors of shape (N, {self.dim}), got {tuple(u.shape)}")
         return u
 
-    def _params(self, u: Tensor) -> Tensor:
-        """``θ(u)`` laid out as the transforms expect, ``(N, k, D)``."""
-        return self.made(u).transpose(1, 2)
+    def _params(self, u: Tensor, context: Tensor | None) -> Tensor:
+        """``θ(u, c)`` laid out as the transforms expect, ``(N, k, D)``."""
+        return self.made(u, context).transpose(1, 2)
 
-    def _one_pass(self, u: Tensor) -> tuple[Tensor, Tensor]:
-        """``v = τ(u; θ(u))`` and ``log|det ∂v/∂u|``."""
-        v, log_derivative = self.transform(u, self._params(self._check(u)))
+    def _one_pass(self, u: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``v = τ(u; θ(u, c))`` and ``log|det ∂v/∂u|``."""
+        v, log_derivative = self.transform(u, self._params(self._check(u), context))
         return v, log_derivative.sum(dim=1)
 
-    def _sequential(self, v: Tensor) -> tuple[Tensor, Tensor]:
-        """``u`` with ``τ(u; θ(u)) = v`` by ``D`` passes of ``u ← τ⁻¹(v; θ(u))``, and ``log|det ∂u/∂v|``."""
+    def _sequential(self, v: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``u`` with ``τ(u; θ(u, c)) = v`` by ``D`` passes of ``u ← τ⁻¹(v; θ(u, c))``, and ``log|det ∂u/∂v|``."""
         u = torch.zeros_like(self._check(v))
         for _ in range(self.dim):
-            u, log_derivative = self.transform.inverse(v, self._params(u))
+            u, log_derivative = self.transform.inverse(v, self._params(u, context))
         return u, log_derivative.sum(dim=1)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self._one_pass(x)
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._one_pass(x, context)
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        return self._sequential(z)
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._sequential(z, context)
 
 
 class InverseAutoregressive(MaskedAutoregressive):
     """IAF layer: the MAF layer with the directions swapped, ``x = τ(z; θ(z))``. ``inverse`` (noise → data,
     sampling) takes one MADE pass, ``forward`` (data → noise, density) ``D`` passes."""
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self._sequential(x)
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._sequential(x, context)
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        return self._one_pass(z)
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._one_pass(z, context)
 
 
 def autoregressive_flow(layer: type[MaskedAutoregressive], dim: int, n_layers: int, hidden: Sequence[int],
-                        transform: ElementwiseTransform) -> Compose:
+                        transform: ElementwiseTransform, context_dim: int = 0) -> Compose:
     """``n_layers`` autoregressive layers in the natural ordering with the coordinates reversed between consecutive
-    layers, so that each layer conditions on what the previous one could not see (MAF, §3.2)."""
+    layers, so that each layer conditions on what the previous one could not see (MAF, §3.2); each layer is
+    conditional on contexts ``(N, context_dim)`` if ``context_dim > 0``."""
     layers: list[Bijection] = []
     for k in range(check_integer(n_layers, "n_layers", 1)):
         if k > 0:
             layers.append(Permutation.reverse(dim))
-        layers.append(layer(dim, hidden, transform))
+        layers.append(layer(dim, hidden, transform, context_dim=context_dim))
     return Compose(*layers)

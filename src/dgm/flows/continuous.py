@@ -116,10 +116,10 @@ class ContinuousFlow(Bijection):
                                   rtol=self.rtol, **options)
         return path[-1], log_abs_det[-1]
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._solve(x, 0.0, self.time)
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._solve(z, self.time, 0.0)
 
     @torch.no_grad()

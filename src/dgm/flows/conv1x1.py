@@ -48,10 +48,10 @@ class _ChannelMixing(Bijection):
     def _log_abs_det(self, x: Tensor) -> Tensor:
         return (x[0, 0].numel() * self.log_abs_det_weight()).expand(x.shape[0])
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._mix(self.weight(), x), self._log_abs_det(x)
 
-    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._mix(torch.linalg.inv(self.weight()), y), -self._log_abs_det(y)
 
 

@@ -11,11 +11,11 @@ probability of their cell, ``P(x) = ∫_{cell(x)} p(y) dy`` with ``cell(x) = [x,
 - **Uniform dequantization**: ``q = U[0, 1)^D``, ``log q = 0``.
 - **Variational dequantization** (Ho, Chen, Srinivas, Duan & Abbeel, 2019, "Flow++", §3.1, eq. 12): ``q(u|x)`` is
   itself a flow conditioned on ``x``, ``u = σ(g(ε; x))`` with ``ε ∼ N(0, I)``, trained jointly with ``p`` to tighten the
-  bound. Here ``g`` is a stack of couplings on the channels ``[ε, x̃]`` (``x̃`` the scaled image) whose masks always
-  keep the ``x̃`` channels, so every conditioner sees ``x`` and ``g`` leaves it unchanged. Then
+  bound. Here ``g`` is a stack of couplings of ``ε`` conditioned on the scaled image ``x̃`` as their context, so each
+  conditioner sees the noise it keeps and the whole image. Then
   ``log q(u|x) = log N(ε) − log|det ∂g/∂ε| − Σ log σ'(g)``.
-- **Importance-weighted bound** (course homework 5, theory task 1; Burda, Grosse & Salakhutdinov, 2016): with ``K``
-  draws ``u_k ∼ q(·|x)``,
+- **Importance-weighted bound** (course homework 5, theory task 1; Burda, Grosse & Salakhutdinov, 2016, eq. 8,
+  :mod:`dgm.distributions.importance`): with ``K`` draws ``u_k ∼ q(·|x)``,
 
       L_K(x) = log (1/K) Σ_k p(y_k) / q(u_k|x) − D log L,   L_1 ≤ L_2 ≤ … ≤ log P(x),   L_K → log P(x),
 
@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from dgm.core import GenerativeModel, check_integer, check_sample_count
 from dgm.data.transforms import uniform_dequantize
+from dgm.distributions.importance import importance_weighted_bound
 from dgm.flows.bijection import Bijection, Compose
 from dgm.flows.image_coupling import checkerboard_mask, resnet_coupling
 from dgm.flows.model import standard_normal_log_prob
@@ -62,13 +63,13 @@ class LogitTransform(Bijection):
             raise ValueError(f"alpha must lie in [0, 0.5), got {alpha}")
         self.alpha = alpha
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         y = self.alpha + (1 - 2 * self.alpha) * x
         z = torch.log(y) - torch.log1p(-y)
         log_derivative = -torch.log(y) - torch.log1p(-y) + math.log(1 - 2 * self.alpha)
         return z, _sum_per_example(log_derivative)
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x = (torch.sigmoid(z) - self.alpha) / (1 - 2 * self.alpha)
         log_derivative = -z - 2 * F.softplus(-z) - math.log(1 - 2 * self.alpha)
         return x, _sum_per_example(log_derivative)
@@ -87,8 +88,8 @@ class UniformDequantizer(nn.Module):
 
 class VariationalDequantizer(nn.Module):
     """Flow++'s ``q(u|x)``, ``u = σ(g(ε; x))``, for images of ``shape = (C, H, W)`` with ``H · W ≥ 2``: ``couplings``
-    affine couplings of alternating checkerboard masks on the noise channels, each conditioned on the kept noise and
-    the whole image by a :func:`~dgm.nn.resnet.resnet` of width ``channels`` with ``blocks`` blocks (see the
+    affine couplings of the noise with alternating checkerboard masks, each conditioned on the kept noise and, as its
+    context, the whole image by a :func:`~dgm.nn.resnet.resnet` of width ``channels`` with ``blocks`` blocks (see the
     module docstring). It starts as ``u = σ(ε)``."""
 
     def __init__(self, shape: tuple[int, int, int], couplings: int = 4, channels: int = 32, blocks: int = 1):
@@ -96,16 +97,14 @@ class VariationalDequantizer(nn.Module):
         if len(shape) != 3:
             raise ValueError(f"the variational dequantizer takes images of shape (C, H, W), got shape {tuple(shape)}")
         check_integer(couplings, "couplings", 1)
-        always_kept = torch.ones(shape)
         self.flow = Compose(*(
-            resnet_coupling(torch.cat([checkerboard_mask(shape, k % 2), always_kept]), Affine(), channels, blocks)
+            resnet_coupling(checkerboard_mask(shape, k % 2), Affine(), channels, blocks, context_channels=shape[0])
             for k in range(couplings)))
 
     def noise_to_offset(self, noise: Tensor, x: Tensor, levels: int) -> tuple[Tensor, Tensor]:
         """``u = σ(g(ε; x))`` and ``log|det ∂u/∂ε|`` for the standard normal noise ``ε`` (``noise``)."""
         image = x / (levels - 1) - 0.5
-        transformed, log_abs_det = self.flow(torch.cat([noise, image], dim=1))
-        logits = transformed[:, :x.shape[1]]
+        logits, log_abs_det = self.flow(noise, context=image)
         log_sigmoid_derivative = _sum_per_example(-F.softplus(logits) - F.softplus(-logits))
         return torch.sigmoid(logits), log_abs_det + log_sigmoid_derivative
 
@@ -159,11 +158,7 @@ class DequantizedFlow(GenerativeModel):
     def log_prob(self, x: Tensor, samples: int = 1) -> Tensor:
         """The importance-weighted bound ``L_K`` with ``K = samples`` draws of the dequantizer, a lower bound on
         ``log P(x)`` that rises to it as ``K`` grows (module docstring), shape ``(N,)``."""
-        check_integer(samples, "samples", 1)
-        x = self.check(x)
-        repeated = x.expand(samples, *x.shape).reshape(samples * len(x), *x.shape[1:])
-        log_weights = self._log_weights(repeated).view(samples, len(x))
-        return torch.logsumexp(log_weights, dim=0) - math.log(samples)
+        return importance_weighted_bound(self._log_weights, self.check(x), samples)
 
     def loss(self, x: Tensor) -> dict[str, Tensor]:
         """The negative bound ``−L_1`` in nats per example (Flow++ eq. 12), also logged in bits per dimension."""

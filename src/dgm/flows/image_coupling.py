@@ -10,7 +10,9 @@ spatial patterns on images ``(C, H, W)``:
   used after a squeeze, when the channels hold the four pixels of each 2x2 block.
 
 Alternating the parity from one coupling to the next transforms every element. :func:`resnet_coupling` builds the
-:class:`~dgm.flows.coupling.Coupling` of such a mask with a :func:`~dgm.nn.resnet.resnet` conditioner.
+:class:`~dgm.flows.coupling.Coupling` of such a mask with a :func:`~dgm.nn.resnet.resnet` conditioner, optionally
+conditioned on a context image of the same height and width (e.g. the image that a variational dequantizer
+dequantizes, :mod:`dgm.flows.dequantization`).
 """
 from __future__ import annotations
 
@@ -56,9 +58,12 @@ def channel_mask(shape, parity: int = 0) -> Tensor:
     return kept.view(-1, 1, 1).expand(channels, height, width).clone()
 
 
-def resnet_coupling(mask: Tensor, transform: ElementwiseTransform, channels: int = 32, blocks: int = 2) -> Coupling:
+def resnet_coupling(mask: Tensor, transform: ElementwiseTransform, channels: int = 32, blocks: int = 2,
+                    context_channels: int = 0) -> Coupling:
     """The coupling of images ``(N, *mask.shape)`` that transforms where ``mask`` is 0 by ``transform``, with
-    parameters from a residual network (``channels`` wide, ``blocks`` blocks) whose last layer starts at zero."""
+    parameters from a residual network (``channels`` wide, ``blocks`` blocks) whose last layer starts at zero.
+    ``context_channels > 0`` makes it conditional on context images ``(N, context_channels, H, W)``, which the network
+    sees as extra input channels beside the masked image."""
     in_channels = mask.shape[0]
-    conditioner = resnet(in_channels, transform.params_per_element * in_channels, channels, blocks)
-    return Coupling(mask, conditioner, transform)
+    conditioner = resnet(in_channels + context_channels, transform.params_per_element * in_channels, channels, blocks)
+    return Coupling(mask, conditioner, transform, context_channels)

@@ -15,7 +15,8 @@ resolution), sends the first half of the channels through ``inner`` (the next sc
 is, and unsqueezes the result. The latent ``z`` then has the shape of ``x``, each factored-out half sitting where its
 scale left it, so a standard normal base on ``z`` gives the factored-out halves their density ``N(0, I)`` in
 ``log p(x)`` and the model samples by drawing one ``z`` of the image's shape. The log-determinant is the sum of the
-scales' log-determinants; the factor-out itself is an identity.
+scales' log-determinants; the factor-out itself is an identity. A context image ``(N, C', H, W)`` is squeezed along
+with ``x``, so that the layers of each scale see it at their own resolution, ``(4C', H/2, W/2)`` and so on.
 """
 from __future__ import annotations
 
@@ -28,6 +29,17 @@ from dgm.flows.bijection import Bijection
 def _check_even_image(x: Tensor, what: str) -> None:
     if x.dim() != 4 or x.shape[2] % 2 or x.shape[3] % 2:
         raise ValueError(f"{what} needs images (N, C, H, W) with even H and W, got {tuple(x.shape)}")
+
+
+def check_scales(shape: tuple[int, ...], scales: int, squeezes: int, model: str) -> None:
+    """``ValueError`` unless ``shape`` is ``(C, H, W)`` and ``H`` and ``W`` can be halved ``squeezes`` times."""
+    if len(shape) != 3:
+        raise ValueError(f"{model} takes images of shape (C, H, W), got shape {tuple(shape)}")
+    if isinstance(scales, bool) or not isinstance(scales, int) or scales < 1:
+        raise ValueError(f"scales must be a positive integer, got {scales!r}")
+    if shape[1] % 2 ** squeezes or shape[2] % 2 ** squeezes:
+        raise ValueError(f"{model} with {scales} scales squeezes the image {squeezes} times, so H and W must be "
+                         f"divisible by {2 ** squeezes}; got shape {tuple(shape)}")
 
 
 def squeeze(x: Tensor) -> Tensor:
@@ -48,36 +60,39 @@ def unsqueeze(y: Tensor) -> Tensor:
 class Squeeze(Bijection):
     """Space-to-depth as a bijection, ``(N, C, H, W) → (N, 4C, H/2, W/2)`` with ``log|det| = 0`` (RealNVP §3.6)."""
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return squeeze(x), x.new_zeros(x.shape[0])
 
-    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return unsqueeze(y), y.new_zeros(y.shape[0])
 
 
 class MultiScale(Bijection):
     """One scale of the multi-scale architecture on images ``(N, C, H, W)``, output of the same shape: squeeze,
     ``squeezed`` on ``(4C, H/2, W/2)``, then ``inner`` on the first ``2C`` channels while the last ``2C`` are factored
-    out (see the module docstring). Without ``inner`` nothing continues: every channel goes to the latent."""
+    out (see the module docstring). Without ``inner`` nothing continues: every channel goes to the latent. A context
+    image is squeezed once and handed to ``squeezed`` and ``inner``."""
 
     def __init__(self, squeezed: Bijection, inner: Bijection | None = None):
         super().__init__()
         self.squeezed = squeezed
         self.inner = inner
 
-    def _through_inner(self, y: Tensor, direction: str) -> tuple[Tensor, Tensor]:
+    def _through_inner(self, y: Tensor, context: Tensor | None, direction: str) -> tuple[Tensor, Tensor]:
         if self.inner is None:
             return y, y.new_zeros(y.shape[0])
         kept, factored_out = y.chunk(2, dim=1)
-        kept, log_abs_det = getattr(self.inner, direction)(kept)
+        kept, log_abs_det = getattr(self.inner, direction)(kept, context)
         return torch.cat([kept, factored_out], dim=1), log_abs_det
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        y, log_abs_det = self.squeezed(squeeze(x))
-        y, inner_log_abs_det = self._through_inner(y, "forward")
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        context = None if context is None else squeeze(context)
+        y, log_abs_det = self.squeezed(squeeze(x), context)
+        y, inner_log_abs_det = self._through_inner(y, context, "forward")
         return unsqueeze(y), log_abs_det + inner_log_abs_det
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        y, inner_log_abs_det = self._through_inner(squeeze(z), "inverse")
-        x, log_abs_det = self.squeezed.inverse(y)
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        context = None if context is None else squeeze(context)
+        y, inner_log_abs_det = self._through_inner(squeeze(z), context, "inverse")
+        x, log_abs_det = self.squeezed.inverse(y, context)
         return unsqueeze(x), log_abs_det + inner_log_abs_det

@@ -1,4 +1,4 @@
-"""Masks for vector couplings, the check of vector shapes, and fixed permutations of vector coordinates.
+"""Masks for vector couplings and fixed permutations of vector coordinates.
 
 A coupling leaves its kept coordinates unchanged, so a flow alternates which coordinates it keeps (RealNVP, Dinh et
 al., 2017, §3.5) or permutes the coordinates between layers (NICE, Dinh et al., 2015, §5.1; MAF, Papamakarios et al.,
@@ -6,20 +6,11 @@ al., 2017, §3.5) or permutes the coordinates between layers (NICE, Dinh et al.,
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor
 
 from dgm.core import check_integer
 from dgm.flows.bijection import Bijection
-
-
-def vector_dim(shape: Sequence[int], model: str) -> int:
-    """``D`` of vector data of shape ``(D,)`` with ``D ≥ 2`` (what couplings of vectors need), else ``ValueError``."""
-    if len(shape) != 1 or shape[0] < 2:
-        raise ValueError(f"{model} takes vectors of shape (D,) with D >= 2, got shape {tuple(shape)}")
-    return shape[0]
 
 
 def alternating_mask(dim: int, parity: int) -> Tensor:
@@ -60,8 +51,8 @@ class Permutation(Bijection):
             raise ValueError(f"Permutation expects vectors of shape (N, {len(self.order)}), got {tuple(x.shape)}")
         return x
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._check(x)[:, self.order], x.new_zeros(len(x))
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._check(z)[:, self.inverse_order], z.new_zeros(len(z))

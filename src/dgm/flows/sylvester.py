@@ -142,8 +142,8 @@ class Sylvester(Bijection):
             q = self.permutation_matrix
         return q, triangular_with_tanh_diagonal(self.raw_r), triangular_with_tanh_diagonal(self.raw_r_tilde), self.b
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return sylvester_normalize(x, *self.parameters_of_the_map())
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return sylvester_generate(z, *self.parameters_of_the_map())

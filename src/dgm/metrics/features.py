@@ -9,6 +9,10 @@
   (:mod:`dgm.metrics.classifier`), for 28x28 grey images.
 * :class:`RawFeatures`: the data themselves (2D toys).
 
+Each extractor names its *feature space* (``space``): ``"inception"``, ``"digits"`` or ``"raw"``. Metric names carry
+it (:mod:`dgm.metrics.quality`): ``fid`` is the FID of papers, on Inception features; ``fid-digits`` and ``fid-raw``
+are Fréchet distances on the other two.
+
 Images are given as *pixels*: float tensors ``(N, C, H, W)`` with values in 0..255 (see :func:`to_pixels`).
 Inception input follows pytorch-fid and torchmetrics: grey images repeated to 3 channels, resized to 299x299 with
 ``F.interpolate(mode="bilinear", align_corners=False)``, scaled as ``(x − 128) / 128``. ``resize="clean"`` resizes
@@ -118,8 +122,11 @@ def load_inception(weights: str | Path | None = None) -> InceptionV3:
 class FeatureExtractor:
     """Features (and, where there is a classifier, class probabilities) of pixels, in batches.
 
-    ``name`` identifies the features in cache file names; ``dim`` is their size."""
+    ``space`` is the feature space that metric names carry (``"inception"`` for the bare names, else the suffix:
+    ``fid-digits``); ``name`` identifies the features exactly (weights, resizing) in results and cache file names;
+    ``dim`` is their size."""
 
+    space: str
     name: str
     dim: int
     has_classifier: bool = False
@@ -150,7 +157,7 @@ class InceptionFeatures(FeatureExtractor):
     """FID InceptionV3 pool3 features. The network runs with its batch norms folded into the convolutions and in
     channels-last memory layout (the same function, faster on CPUs; ``fast=False`` runs it unchanged)."""
 
-    dim = 2048
+    space, dim = "inception", 2048
 
     def __init__(self, weights: str | Path | None = None, resize: str = "bilinear", batch_size: int = 50,
                  fast: bool = True):
@@ -177,7 +184,8 @@ class InceptionFeatures(FeatureExtractor):
 class DigitFeatures(FeatureExtractor):
     """Penultimate features (128) and class probabilities of dgm's digit classifier, for 28x28 grey pixels."""
 
-    name, dim, has_classifier = "digits", 128, True
+    space = name = "digits"
+    dim, has_classifier = 128, True
 
     def __init__(self, batch_size: int = 1000):
         super().__init__(batch_size)
@@ -193,7 +201,8 @@ class DigitFeatures(FeatureExtractor):
 class RawFeatures(FeatureExtractor):
     """The data vectors themselves, ``(N, dim)``: for 2D toys, where distances between points are meaningful."""
 
-    name, has_classifier = "raw", False
+    space = name = "raw"
+    has_classifier = False
 
     def __init__(self, dim: int, batch_size: int = 100000):
         super().__init__(batch_size)

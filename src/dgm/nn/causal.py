@@ -16,7 +16,8 @@ Images are ordered in raster order (row by row, left to right); sequences in tim
   ``j < i`` only. The mask is strict because PixelSNAIL's keys and values see the input pixel at their own position.
   A null slot (key 0, value 0) precedes the keys, so the first position, which has nothing to attend to, receives
   zeros, and any query may put weight on "nothing"; the strict mask is then an ordinary causal mask over the slots,
-  which PyTorch's fused ``scaled_dot_product_attention`` applies without forming the ``L x L`` matrix.
+  which PyTorch's fused ``scaled_dot_product_attention`` applies without forming the ``L x L`` matrix (the core
+  shared with non-causal attention, :func:`dgm.nn.attention.dot_product_attention`).
 - **Causal dilated 1D convolution** (WaveNet, van den Oord et al., 2016, §2.1): ``(k - 1)·d`` zeros on the left, so
   output ``t`` sees inputs ``t - (k-1)d, …, t - d, t``; :meth:`CausalConv1d.step` computes the output at the last
   position of a window of ``(k - 1)·d + 1`` inputs, the unit of cached (incremental) generation.
@@ -28,6 +29,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from dgm.nn.attention import dot_product_attention, merge_heads, split_heads
 
 Shift = Literal["down", "down_right", "pointwise"]
 DEFAULT_KERNELS = {"down": (2, 3), "down_right": (2, 2), "pointwise": (1, 1)}
@@ -142,32 +145,15 @@ class CausalAttention(nn.Module):
 
     def forward(self, query_input: Tensor, key_input: Tensor) -> Tensor:
         n, _, *positions = query_input.shape
-        queries = self._heads(self.query(query_input.flatten(2).transpose(1, 2)))
-        keys = self._heads(self.key(key_input.flatten(2).transpose(1, 2)))
-        values = self._heads(self.value(key_input.flatten(2).transpose(1, 2)))
-        length = queries.shape[2]
+        query_positions, key_positions = query_input.flatten(2).transpose(1, 2), key_input.flatten(2).transpose(1, 2)
+        queries = split_heads(self.query(query_positions), self.heads)
+        keys = split_heads(self.key(key_positions), self.heads)
+        values = split_heads(self.value(key_positions), self.heads)
         # key and value j move to slot j + 1 behind a null slot (key 0, value 0): a causal mask over the slots lets
         # query i see the null slot and keys j < i, and the fused kernel of PyTorch applies that mask
         keys, values = shift_down(keys), shift_down(values)  # (N, heads, L, D): one step along L
-        attended = _causal_attention(queries, keys, values)
-        return attended.transpose(1, 2).reshape(n, length, -1).transpose(1, 2).reshape(n, -1, *positions)
-
-    def _heads(self, x: Tensor) -> Tensor:
-        """``(N, L, D)`` → ``(N, heads, L, D/heads)``."""
-        n, length, dim = x.shape
-        return x.view(n, length, self.heads, dim // self.heads).transpose(1, 2)
-
-
-def _causal_attention(queries: Tensor, keys: Tensor, values: Tensor) -> Tensor:
-    """``softmax(q kᵀ / √d_k + causal mask) v`` with PyTorch's fused kernel. The fused (flash) kernel on the CPU
-    needs one head dimension for queries, keys and values, else a slow one forms the whole ``L x L`` matrix; zeros
-    appended to the narrower side change no dot product, and the scale keeps the keys' own ``d_k``."""
-    key_dim, value_dim = queries.shape[-1], values.shape[-1]
-    width = max(key_dim, value_dim)
-    queries, keys = F.pad(queries, (0, width - key_dim)), F.pad(keys, (0, width - key_dim))
-    attended = F.scaled_dot_product_attention(queries, keys, F.pad(values, (0, width - value_dim)),
-                                              is_causal=True, scale=key_dim ** -0.5)
-    return attended[..., :value_dim]
+        attended = dot_product_attention(queries, keys, values, causal=True)
+        return merge_heads(attended).transpose(1, 2).reshape(n, -1, *positions)
 
 
 class CausalConv1d(nn.Conv1d):

@@ -1,9 +1,7 @@
 """``fit``: the one trainer of dgm, PyTorch Lightning underneath.
 
-A run folder holds ``run.json`` (model, data and training options), ``config.json`` + ``model.safetensors`` (the
-model, updated at every epoch), ``checkpoints/`` (trainer state at every epoch end and ``last.safetensors`` for
-exact resume), ``logs/`` (``csv-K/metrics.csv`` for each part K of a resumed run, and TensorBoard), ``samples.png``
-and ``curves.png``.
+It fills a run folder (:mod:`dgm.run_folder`): ``run.json``, the model (updated at every epoch), trainer checkpoints
+for exact resume and the logs. Pictures and evaluation of the run are :mod:`dgm.runs`' (``dgm train`` calls both).
 """
 from __future__ import annotations
 
@@ -17,15 +15,14 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import Tensor
 
-from dgm.checkpoint import SafetensorsCheckpointIO, read_json, write_json
+from dgm.checkpoint import SafetensorsCheckpointIO
 from dgm.core import GenerativeModel
 from dgm.data.base import Data, load
-from dgm.runs import METRICS_FILE, RUN_FILE, metrics_files, write_pictures
+from dgm.objectives import ReverseKL
+from dgm.run_folder import RunFolder
 from dgm.training.callbacks import EpochCheckpoint, ExportModel, RandomState
 from dgm.training.data import DataModule
 from dgm.training.module import TrainingModule
-
-LAST_CHECKPOINT = Path("checkpoints") / "last.safetensors"
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
@@ -72,18 +69,20 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
         max_epochs: int | None = None, max_steps: int | None = None, max_time: float | None = None,
         batch_size: int = 128, lr: float = 1e-3, lr_schedule: str = "constant", grad_clip: float | None = None,
         ema_decay: float | None = None, seed: int = 0, devices: int = 1, strategy: str = "auto",
-        accelerator: str = "auto", eval_batches: int | None = None, resume: bool = False,
-        progress: bool = True, pictures: bool = True, callbacks: list | tuple = ()) -> Run:
+        accelerator: str = "auto", eval_batches: int | None = None, objective: str | None = None,
+        anneal_steps: int = 0, resume: bool = False, progress: bool = True, callbacks: list | tuple = ()) -> Run:
     """Train ``model`` on ``data`` and return the :class:`Run`.
 
     Stops after ``max_epochs``, ``max_steps`` optimizer steps or ``max_time`` seconds, whichever comes first
     (10 epochs when none is given). ``ema_decay`` keeps an exponential moving average of the weights, used for
     evaluation and export. ``resume=True`` continues the run in ``out`` from its last checkpoint, exactly as if it
-    had not stopped. ``accelerator``, ``devices`` and ``strategy`` are Lightning's (``"auto"`` takes a GPU when
+    had not stopped. ``objective="reverse_kl"`` fits a flow to the energy of the data set (``energy-u1`` …) by
+    reverse KL instead of the model's own objective, annealed over ``anneal_steps`` batches (:mod:`dgm.objectives`).
+    ``accelerator``, ``devices`` and ``strategy`` are Lightning's (``"auto"`` takes a GPU when
     there is one; ``strategy="ddp"`` for distributed data parallel); ``callbacks`` are extra Lightning callbacks.
-    ``eval_batches`` limits the test batches evaluated at each epoch end (all by default). ``pictures=False`` skips
-    the pictures of the run (``samples.png`` and the others), whose sampling takes minutes for models without a
-    fast sampler (naive autoregressive generation of large images).
+    ``eval_batches`` limits the test batches evaluated at each epoch end (all by default). A stop by ``max_time``
+    within an epoch skips the test evaluation Lightning would run there: the final evaluation of the run
+    (:func:`dgm.runs.evaluate_run`) follows.
     """
     data = load(data) if isinstance(data, str) else data
     if tuple(model.config["shape"]) != data.shape or model.config.get("levels") != data.levels:
@@ -94,46 +93,44 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
                    grad_clip=grad_clip, ema_decay=ema_decay, eval_batches=eval_batches)
     if lr_schedule == "cosine" and max_steps is None and max_epochs is None:
         raise ValueError("lr_schedule='cosine' needs max_steps or max_epochs (max_time alone is open-ended)")
-    directory = Path(out) if out is not None else _default_directory(model, data)
-    checkpoint = _checkpoint_to_resume(directory, resume)
+    folder = RunFolder(out if out is not None else _default_directory(model, data))
+    checkpoint = _checkpoint_to_resume(folder, resume)
     options = {"max_epochs": max_epochs, "max_steps": max_steps, "max_time": max_time, "batch_size": batch_size,
                "lr": lr, "lr_schedule": lr_schedule, "grad_clip": grad_clip, "ema_decay": ema_decay,
                "seed": seed, "accelerator": accelerator, "devices": devices, "strategy": strategy,
-               "eval_batches": eval_batches}
+               "eval_batches": eval_batches, "objective": objective, "anneal_steps": anneal_steps}
 
     seed_everything(seed)
     build = data.train_batch or data.train.__getitem__
     labels = _class_labels(model, data)
     module = TrainingModule(model, lambda indices: build(indices), lr=lr, lr_schedule=lr_schedule,
                             grad_clip=grad_clip,
-                            train_labels=None if labels is None else lambda indices: labels[indices])
+                            train_labels=None if labels is None else lambda indices: labels[indices],
+                            objective=_objective(model, data, objective, anneal_steps))
     datamodule = DataModule(len(data.train), data.test, batch_size=batch_size, seed=seed, eval_batches=eval_batches,
                             test_labels=None if labels is None else data.test_labels)
     ema = [] if ema_decay is None else [EMAWeightAveraging(decay=ema_decay)]
-    callbacks = [RandomState(), *ema, ExportModel(directory), EpochCheckpoint(directory / "checkpoints"),
-                 *callbacks]
-    trainer = _trainer(directory, callbacks, adversarial=model.adversarial, grad_clip=grad_clip, progress=progress,
+    callbacks = [RandomState(), *ema, ExportModel(folder.path), EpochCheckpoint(folder.checkpoints), *callbacks]
+    trainer = _trainer(folder, callbacks, several_optimizers=len(module.groups) > 1, progress=progress,
                        accelerator=accelerator, devices=devices, strategy=strategy,
                        **_stop_condition(max_epochs, max_steps, max_time))
 
     if trainer.is_global_zero:
-        (directory / METRICS_FILE).unlink(missing_ok=True)  # the evaluation of the model before this training
-        previous = read_json(directory / RUN_FILE) if checkpoint else {}
-        write_json(directory / RUN_FILE, {"model": model.model_name, "data": data.name, "data_options": data.options,
-                                          "train": options, "seconds": previous.get("seconds", 0.0)})
+        folder.forget_metrics()  # the evaluation of the model before this training
+        previous = folder.read_record() if checkpoint else {}
+        folder.write_record({"model": model.model_name, "data": data.name, "data_options": data.options,
+                             "train": options, "seconds": previous.get("seconds", 0.0)})
     model.train()
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
     seconds = time.perf_counter() - started
     model.eval()
     if trainer.is_global_zero:
-        model.save(directory)
-        record = read_json(directory / RUN_FILE)
+        model.save(folder.path)
+        record = folder.read_record()
         record["seconds"] += seconds
-        write_json(directory / RUN_FILE, record)
-        if pictures:
-            write_pictures(model, data, directory)
-    return Run(directory, model, trainer.global_rank, seconds)
+        folder.write_record(record)
+    return Run(folder.path, model, trainer.global_rank, seconds)
 
 
 def _class_labels(model: GenerativeModel, data: Data) -> Tensor | None:
@@ -150,27 +147,38 @@ def _class_labels(model: GenerativeModel, data: Data) -> Tensor | None:
     return data.train_labels
 
 
-def _trainer(directory: Path, callbacks: list, adversarial: bool, grad_clip: float | None, progress: bool,
-             strategy: str, **options) -> L.Trainer:
-    """Lightning's trainer with dgm's checkpoint format, CSV + TensorBoard logs and gradient clipping."""
-    if adversarial and strategy == "ddp":
-        strategy = "ddp_find_unused_parameters_true"  # the critic step leaves the generator without gradients
+def _objective(model: GenerativeModel, data: Data, objective: str | None, anneal_steps: int) -> ReverseKL | None:
+    """The objective that replaces the model's own (``None``: the model's own)."""
+    if objective is None:
+        if anneal_steps:
+            raise ValueError("anneal_steps is an option of objective='reverse_kl'")
+        return None
+    if objective != "reverse_kl":
+        raise ValueError(f"objective must be 'reverse_kl' or None (the model's own), got {objective!r}")
+    return ReverseKL(model, data.distribution, anneal_steps)
+
+
+def _trainer(folder: RunFolder, callbacks: list, several_optimizers: bool, progress: bool, strategy: str,
+             **options) -> L.Trainer:
+    """Lightning's trainer with dgm's checkpoint format and CSV + TensorBoard logs (the training module optimises
+    and clips gradients itself)."""
+    if several_optimizers and strategy == "ddp":
+        strategy = "ddp_find_unused_parameters_true"  # each update leaves the other groups without gradients
     return L.Trainer(
-        strategy=strategy, callbacks=callbacks, plugins=[SafetensorsCheckpointIO()], default_root_dir=directory,
-        logger=[CSVLogger(directory / "logs", name="", version=f"csv-{len(metrics_files(directory))}"),
-                TensorBoardLogger(directory / "logs", name="", version="tensorboard")],
-        gradient_clip_val=None if adversarial else grad_clip,  # adversarial models clip in their manual steps
+        strategy=strategy, callbacks=callbacks, plugins=[SafetensorsCheckpointIO()], default_root_dir=folder.path,
+        logger=[CSVLogger(folder.logs, name="", version=folder.next_csv_version()),
+                TensorBoardLogger(folder.logs, name="", version="tensorboard")],
         num_sanity_val_steps=0, log_every_n_steps=10, enable_progress_bar=progress, enable_model_summary=False,
         **options)
 
 
-def _checkpoint_to_resume(directory: Path, resume: bool) -> Path | None:
-    last = directory / LAST_CHECKPOINT
+def _checkpoint_to_resume(folder: RunFolder, resume: bool) -> Path | None:
+    last = folder.last_checkpoint
     if resume:
         if not last.exists():
             raise ValueError(f"cannot resume: {last} does not exist")
         return last
     if last.exists():
-        raise ValueError(f"{directory} already holds a run; resume it (resume=True / --resume) or choose a new "
+        raise ValueError(f"{folder.path} already holds a run; resume it (resume=True / --resume) or choose a new "
                          "output folder")
     return None

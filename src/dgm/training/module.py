@@ -8,33 +8,45 @@ import lightning.pytorch as L
 import torch
 from torch import Tensor
 
+from dgm.core import LR_SCHEDULES
+
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run folder keeps the checkpoint of the last completed epoch, if any."""
 
 
 class TrainingModule(L.LightningModule):
-    """Optimises ``model.loss`` (or alternates critic and generator losses for adversarial models) with Adam.
+    """Trains any :class:`~dgm.core.GenerativeModel` through its training hooks, with one Adam per optimizer group.
 
-    ``lr_schedule`` is ``"constant"`` or ``"cosine"`` (a half cosine down to zero over the batches of the run).
+    ``objective`` is what is minimised: the model itself (its ``training_step`` and ``loss``) unless another
+    objective with the same two methods is given (:class:`dgm.objectives.ReverseKL`). Optimisation is manual: for each
+    ``(group, losses)`` update that ``training_step`` yields, the group's optimizer takes one step on
+    ``losses["loss"]`` (gradients clipped to norm ``grad_clip`` where given), then the model's ``after_update`` runs.
+    At the start and after each batch every group's learning rate is set by its schedule (``lr_schedule``,
+    ``"constant"`` or ``"cosine"``, unless the group has its own) at the progress of the run: the cosine is a half
+    cosine from the group's rate down to zero at the end of the run.
+
     Training batches arrive as example indices (:class:`~dgm.training.data.ShuffledBatches`) and ``train_batch``
     turns them into data inside the step, so that any randomness it draws follows the checkpointed generator.
     It must be a plain function (``fit`` passes a lambda): the EMA callback deep-copies this module, and
     ``copy.deepcopy`` shares functions but would copy a callable object, and with it a whole training set.
     ``train_labels`` (a plain function too) gives the class labels of the indices for a class-conditional model
-    (``model.n_classes``), which then receives ``labels=`` in ``loss``; test batches then arrive as
-    ``(x, labels)`` pairs.
+    (``model.n_classes``), which then receives ``labels=`` in training and validation alike; test batches then
+    arrive as ``(x, labels)`` pairs.
     """
 
     def __init__(self, model, train_batch: Callable[[Tensor], Tensor], lr: float, lr_schedule: str = "constant",
-                 grad_clip: float | None = None, train_labels: Callable[[Tensor], Tensor] | None = None):
+                 grad_clip: float | None = None, train_labels: Callable[[Tensor], Tensor] | None = None,
+                 objective=None):
         super().__init__()
-        if lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
         self.model = model
+        self.objective = model if objective is None else objective
+        self.groups = model.optimizer_groups()
         self.lr, self.lr_schedule, self.grad_clip = lr, lr_schedule, grad_clip
         self.train_batch, self.train_labels = train_batch, train_labels
-        self.automatic_optimization = not model.adversarial
+        self.automatic_optimization = False
         self.batches_trained = 0  # drives the order of training batches (dgm.training.data.ShuffledBatches)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -43,48 +55,39 @@ class TrainingModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.batches_trained = checkpoint["batches_trained"]
 
+    def on_train_start(self) -> None:
+        self._schedule_learning_rates()
+
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         self.batches_trained += 1
+        self._schedule_learning_rates()
 
     # -- steps --------------------------------------------------------------------------------------------------
-    def training_step(self, indices: Tensor, batch_idx: int):
+    def training_step(self, indices: Tensor, batch_idx: int) -> None:
         x = self.train_batch(indices).to(self.device)
-        if self.model.adversarial:
-            return self._adversarial_step(x)
         condition = {} if self.train_labels is None else {"labels": self.train_labels(indices).to(self.device)}
-        losses = self.model.loss(x, **condition)
-        self._log("train", losses, len(x))
-        return self._finite(losses["loss"])
+        optimizers = dict(zip((group.name for group in self.groups), self._optimizers()))
+        for name, losses in self.objective.training_step(x, self.batches_trained, **condition):
+            self._update(optimizers[name], losses)
+            self.model.after_update(name)
+            self._log("train" if len(self.groups) == 1 else f"train/{name}", losses, len(x))
 
-    def _adversarial_step(self, x: Tensor) -> None:
-        """One critic update per batch, one generator update after every ``critic_steps`` critic updates (counted
-        over the whole run, so resuming keeps the rhythm); learning-rate schedules step once per batch."""
-        generator_optimizer, critic_optimizer = self.optimizers()
-        self._manual_update(critic_optimizer, self.model.critic_loss(x), "critic", len(x))
-        if (self.batches_trained + 1) % self.model.critic_steps == 0:
-            self._manual_update(generator_optimizer, self.model.generator_loss(x), "generator", len(x))
-        for scheduler in self.lr_schedulers() or []:
-            scheduler.step()
+    def _optimizers(self) -> list:
+        optimizers = self.optimizers()
+        return optimizers if isinstance(optimizers, list) else [optimizers]
 
-    def _manual_update(self, optimizer, losses: dict[str, Tensor], role: str, batch_size: int) -> None:
+    def _update(self, optimizer, losses: dict[str, Tensor]) -> None:
         optimizer.zero_grad()
         self.manual_backward(self._finite(losses["loss"]))
         if self.grad_clip is not None:
             self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
         optimizer.step()
-        self._log(f"train/{role}", losses, batch_size)
 
     def validation_step(self, batch: Tensor | tuple[Tensor, Tensor], batch_idx: int) -> None:
-        if isinstance(batch, tuple):
-            x, labels = batch
-            self._log("test", self.model.loss(x, labels=labels), len(x))
+        if self.trainer.should_stop:  # stopped by max_time within an epoch: the final evaluation of the run follows
             return
-        x = batch
-        if self.model.adversarial:
-            self._log("test/critic", self.model.critic_loss(x), len(x))
-            self._log("test/generator", self.model.generator_loss(x), len(x))
-        else:
-            self._log("test", self.model.loss(x), len(x))
+        x, condition = (batch[0], {"labels": batch[1]}) if isinstance(batch, tuple) else (batch, {})
+        self._log("test", self.objective.loss(x, **condition), len(x))
 
     def _finite(self, loss: Tensor) -> Tensor:
         if not torch.isfinite(loss):
@@ -106,36 +109,29 @@ class TrainingModule(L.LightningModule):
                      prog_bar=name == "loss", sync_dist=not training)
 
     # -- optimisation -------------------------------------------------------------------------------------------
-    def configure_optimizers(self):
-        betas = self.model.adam_betas
-        if self.model.adversarial:
-            groups = [self.model.generator_parameters(), self.model.critic_parameters()]
-        else:
-            groups = [self.model.parameters()]
-        optimizers = [torch.optim.Adam(params, lr=self.lr, betas=betas) for params in groups]
-        if self.lr_schedule == "constant":
-            return optimizers
-        total = max(1, self._batches_in_run())
-        schedulers = [torch.optim.lr_scheduler.LambdaLR(optimizer, _Cosine(total)) for optimizer in optimizers]
-        return optimizers, [{"scheduler": s, "interval": "step"} for s in schedulers]
+    def configure_optimizers(self) -> list[torch.optim.Adam]:
+        return [torch.optim.Adam(group.parameters, lr=self._base_lr(group), betas=group.betas)
+                for group in self.groups]
 
-    def _batches_in_run(self) -> int:
-        """How many batches the run trains on: the length of a schedule that steps once per batch.
+    def _base_lr(self, group) -> float:
+        return self.lr if group.lr is None else group.lr
 
-        For adversarial models Lightning's ``max_steps`` counts every optimizer step, ``critic_steps`` critic
-        updates and one generator update per cycle of ``critic_steps`` batches.
-        """
-        if self.model.adversarial and self.trainer.max_steps != -1:
-            cycle = self.model.critic_steps
-            return self.trainer.max_steps * cycle // (cycle + 1)
-        return int(self.trainer.estimated_stepping_batches)  # finite: fit() demands max_steps or max_epochs
+    def _schedule_learning_rates(self) -> None:
+        """Each group's rate for the next batch: its base rate times its schedule at the run's progress."""
+        progress = self._progress()
+        for group, optimizer in zip(self.groups, self._optimizers()):
+            schedule = group.schedule or self.lr_schedule
+            factor = 1.0 if schedule == "constant" else 0.5 * (1.0 + math.cos(math.pi * progress))
+            for parameters in optimizer.param_groups:
+                parameters["lr"] = self._base_lr(group) * factor
 
-
-class _Cosine:
-    """Multiplier of the learning rate: half a cosine from 1 down to 0 over ``total`` steps (picklable)."""
-
-    def __init__(self, total: int):
-        self.total = total
-
-    def __call__(self, step: int) -> float:
-        return 0.5 * (1.0 + math.cos(math.pi * min(step, self.total) / self.total))
+    def _progress(self) -> float:
+        """The fraction of the run done so far, in [0, 1]: optimizer steps over ``max_steps`` or batches
+        over the batches of ``max_epochs``, whichever is further (``fit`` demands one of them for a cosine
+        schedule; with neither, 0)."""
+        fractions = [0.0]
+        if self.trainer.max_steps != -1:
+            fractions.append(self.trainer.global_step / self.trainer.max_steps)
+        if self.trainer.max_epochs not in (None, -1):
+            fractions.append(self.batches_trained / (self.trainer.num_training_batches * self.trainer.max_epochs))
+        return min(1.0, max(fractions))

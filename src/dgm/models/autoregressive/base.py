@@ -14,21 +14,23 @@ implements
 
     network(x̃, labels, condition) -> (N, output.param_channels, H, W)
 
-where ``x̃ = 2x/(levels-1) - 1`` is the image on ``[-1, 1]``, ``labels`` the class indices ``(N,)`` (or ``None``)
-and ``condition`` a vector ``(N, D)`` or a feature map ``(N, D, H, W)`` (or ``None``), already checked against the
-model's ``n_classes`` and ``condition_shape``. The parameters at pixel ``i`` must depend only on pixels before ``i``
-and, when ``output.channel_wise`` is true, the parameters of colour ``c`` only on colours ``< c`` of pixel ``i``.
+where ``x̃ = 2x/(levels-1) - 1`` is the image on ``[-1, 1]`` (:func:`dgm.distributions.to_interval`), ``labels``
+the class indices ``(N,)`` (or ``None``) and ``condition`` a vector ``(N, D)`` or a feature map ``(N, D, H, W)`` (or
+``None``), already checked against the model's ``n_classes`` and ``condition_shape``. The parameters at pixel ``i``
+must depend only on pixels before ``i`` and, when ``output.channel_wise`` is true, the parameters of colour ``c``
+only on colours ``< c`` of pixel ``i``.
 
-``self.output`` is the distribution of a pixel given those parameters; pass ``output=`` to ``__init__`` to replace
-the default :class:`CategoricalPixels`. Any object with
+``self.output`` is the distribution of a pixel given those parameters, a *head* of :mod:`dgm.distributions`; pass
+``output=`` to ``__init__`` to replace the default :class:`~dgm.distributions.CategoricalPixels`. Any object with
 
 - ``param_channels``: the number of parameters per pixel;
-- ``log_prob(params (N, P, H, W), x (N, C, H, W)) -> (N, H, W)``: the log-probability of each pixel (all channels);
+- ``log_prob(params (N, P, H, W), x (N, C, H, W)) -> (N,)``: the log-probability of each image, the pixels being
+  independent given their parameters;
 - ``sample(params (N, P, *positions)) -> (N, C, *positions)``: one draw per position (global torch generator);
 - ``channel_wise`` (optional, ``False`` if absent): ``True`` when channel ``c``'s parameters are only valid once
   channels ``< c`` of the pixel are known (one network pass per channel when sampling); ``False`` when the
   distribution models the channels of a pixel jointly (one pass per pixel; e.g. the discretized logistic mixture
-  of PixelCNN++, :mod:`dgm.nn.logistic_mixture`)
+  of PixelCNN++, :mod:`dgm.distributions.logistic_mixture`)
 
 serves.
 
@@ -48,46 +50,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from dgm.core import GenerativeModel, check_data, check_integer, check_labels, check_sample_count
+from dgm.core import GenerativeModel, check_data, check_integer, check_labels, check_levels, check_sample_count
+from dgm.distributions import CategoricalPixels, to_interval
 from dgm.nn.conditioning import check_condition_shape
 
 MISSING = -1  # the value that marks an unknown entry for autocomplete (the homework's convention)
-
-
-class CategoricalPixels:
-    """A categorical over ``levels`` values for every colour channel of a pixel, channel after channel.
-
-    The ``channels · levels`` parameters are interleaved like the colour groups of :mod:`dgm.nn.masked_conv`:
-    parameter ``k`` holds logit ``k // channels`` of channel ``k mod channels``, so the last masked convolution of a
-    PixelCNN gives each channel's logits from that channel's group.
-    """
-
-    channel_wise = True
-
-    def __init__(self, channels: int, levels: int):
-        self.channels = check_integer(channels, "channels", 1)
-        self.levels = check_integer(levels, "levels", 2)
-        self.param_channels = channels * levels
-
-    def logits(self, params: Tensor) -> Tensor:
-        """``(N, levels, C, *positions)``."""
-        n, _, *positions = params.shape
-        return params.view(n, self.levels, self.channels, *positions)
-
-    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
-        log_p = F.log_softmax(self.logits(params), dim=1).gather(1, x.long().unsqueeze(1)).squeeze(1)
-        return log_p.sum(dim=1)
-
-    def sample(self, params: Tensor) -> Tensor:
-        """By inversion of each channel's CDF with one uniform per value (``torch.rand``), so that every sampler
-        that asks for the same draws in the same order gets the same values."""
-        cdf = F.softmax(self.logits(params), dim=1).cumsum(dim=1)
-        u = torch.rand_like(cdf[:, :1])
-        return (cdf < u).sum(dim=1).clamp(max=self.levels - 1).to(params.dtype)
 
 
 class LayerCache:
@@ -114,6 +84,25 @@ class LayerCache:
         raise NotImplementedError
 
 
+class RowPrefixCache(LayerCache):
+    """Sampling that runs the network on the rows generated so far only, for a network whose row ``i`` depends on
+    rows ``≤ i`` alone (its convolutions pad above and to the sides, never below, as the causal streams of
+    PixelCNN++ and PixelSNAIL do), so that the rows below may be left out. The draws are those of naive sampling at
+    about half its cost, for models without a per-layer cache. The network gets the whole condition and cuts a
+    feature map to the rows it is given (:func:`~dgm.nn.conditioning.condition_rows`) at each resolution."""
+
+    full_rows = False
+
+    def __init__(self, model: AutoregressiveImageModel, labels: Tensor | None, condition: Tensor | None):
+        self.model, self.labels, self.condition = model, labels, condition
+
+    def pixel(self, i: int, j: int, x: Tensor) -> Tensor:
+        return self.model.network(self.model.scaled(x[:, :, :i + 1]), self.labels, self.condition)[:, :, i, j]
+
+    def store(self, i: int, j: int, x: Tensor) -> None:
+        pass
+
+
 class AutoregressiveImageModel(GenerativeModel):
     """Base of PixelCNN-like models of images ``(C, H, W)`` with ``levels`` values: see the module docstring."""
 
@@ -125,10 +114,7 @@ class AutoregressiveImageModel(GenerativeModel):
         self.shape = tuple(int(size) for size in shape)
         if len(self.shape) != 3 or min(self.shape) < 1:
             raise ValueError(f"shape must be (channels, height, width) of an image, got {tuple(shape)}")
-        if levels is None:
-            raise ValueError("autoregressive image models need discrete data: levels must be an integer >= 2, "
-                             "got None")
-        self.levels = check_integer(levels, "levels", 2)
+        self.levels = check_levels(levels, type(self).__name__)
         self.channels = self.shape[0]
         self.n_classes = None if n_classes is None else check_integer(n_classes, "n_classes", 1)
         self.condition_shape = check_condition_shape(condition_shape, self.shape)
@@ -142,7 +128,7 @@ class AutoregressiveImageModel(GenerativeModel):
     # -- the protocol -------------------------------------------------------------------------------------------
     def scaled(self, x: Tensor) -> Tensor:
         """The image on ``[-1, 1]``: ``2x/(levels-1) - 1``."""
-        return x * (2 / (self.levels - 1)) - 1
+        return to_interval(x, self.levels)
 
     def check_condition(self, n: int, labels: Tensor | None, condition: Tensor | None
                         ) -> tuple[Tensor | None, Tensor | None]:
@@ -174,7 +160,7 @@ class AutoregressiveImageModel(GenerativeModel):
 
     def log_prob(self, x: Tensor, labels: Tensor | None = None, condition: Tensor | None = None) -> Tensor:
         """Exact ``log p(x)`` (given ``labels`` / ``condition`` where the model takes them) in nats, ``(N,)``."""
-        return self.output.log_prob(self.conditionals(x, labels, condition), x).sum(dim=(1, 2))
+        return self.output.log_prob(self.conditionals(x, labels, condition), x)
 
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None, condition: Tensor | None = None,

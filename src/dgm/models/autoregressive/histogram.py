@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgm.core import GenerativeModel, check_sample_count
+from dgm.core import GenerativeModel, check_levels, check_sample_count
 from dgm.registry import register_model
 
 MAX_CELLS = 10**6
@@ -31,9 +31,7 @@ class Histogram(GenerativeModel):
         self.shape = tuple(int(size) for size in shape)
         if not self.shape or min(self.shape) < 1:
             raise ValueError(f"shape must be a non-empty tuple of positive sizes, got {tuple(shape)}")
-        if not isinstance(levels, int) or levels < 2:
-            raise ValueError(f"the histogram models discrete data: levels must be an integer >= 2, got {levels!r}")
-        self.levels = levels
+        self.levels = check_levels(levels, "the histogram")
         self.dim = math.prod(self.shape)
         cells = levels**self.dim
         if cells > MAX_CELLS:

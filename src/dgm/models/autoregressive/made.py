@@ -4,9 +4,10 @@ The masked network (:class:`dgm.nn.made.MADENetwork`) outputs, for every dimensi
 conditional ``p(x_i | x_<i)`` given the dimensions that precede ``i`` in the ordering:
 
 - discrete data (``levels`` values): a categorical with ``levels`` logits, ``log p(x_i | x_<i) =
-  log_softmax(logits_i)[x_i]``, the course's seminar 2 model;
-- continuous data (``levels=None``): a Gaussian ``N(x_i; μ_i, σ_i²)``, with ``log σ_i`` clamped to
-  ``[LOG_SCALE_MIN, LOG_SCALE_MAX]`` so that a collapsing or exploding scale cannot produce an infinite density.
+  log_softmax(logits_i)[x_i]`` (:class:`dgm.distributions.Categorical`), the course's seminar 2 model;
+- continuous data (``levels=None``): a Gaussian ``N(x_i; μ_i, σ_i²)`` (:class:`dgm.distributions.Gaussian`), with
+  ``log σ_i`` clamped to ``[LOG_SCALE_MIN, LOG_SCALE_MAX]`` so that a collapsing or exploding scale cannot produce an
+  infinite density.
 
 Images ``(C, H, W)`` are flattened channel-major in raster order: dimension ``c·H·W + h·W + w``. Sampling needs one
 network pass per dimension, in the ordering, each pass vectorised over the samples.
@@ -23,7 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from dgm.core import GenerativeModel, check_sample_count
+from dgm.core import GenerativeModel, check_levels, check_sample_count
+from dgm.distributions import Categorical, Gaussian, to_interval
 from dgm.nn.made import MADENetwork, Ordering
 from dgm.registry import register_model
 
@@ -52,10 +54,7 @@ class MADE(GenerativeModel):
         self.shape = tuple(int(size) for size in shape)
         if not self.shape or min(self.shape) < 1:
             raise ValueError(f"shape must be a non-empty tuple of positive sizes, got {tuple(shape)}")
-        if levels is not None and (not isinstance(levels, int) or levels < 2):
-            raise ValueError(f"levels must be an integer >= 2 for discrete data or None for continuous data, "
-                             f"got {levels!r}")
-        self.levels = levels
+        self.levels = check_levels(levels, "MADE", allow_continuous=True)
         self.dim = math.prod(self.shape)
         self.input_encoding = self._resolve_encoding(levels, input_encoding)
         in_per_dim = levels if self.input_encoding == "one_hot" else 1
@@ -84,7 +83,7 @@ class MADE(GenerativeModel):
         if self.input_encoding == "one_hot":
             return F.one_hot(flat.long(), self.levels).to(flat.dtype)
         if self.input_encoding == "scaled":
-            return flat / (self.levels - 1) * 2 - 1
+            return to_interval(flat, self.levels)
         return flat
 
     def conditionals(self, x: Tensor) -> Tensor:
@@ -99,26 +98,18 @@ class MADE(GenerativeModel):
         mean, log_scale = outputs.unbind(-1)
         return torch.stack([mean, log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)], dim=-1)
 
-    def _log_conditionals(self, flat: Tensor, parameters: Tensor) -> Tensor:
-        """``log p(x_i | x_<i)`` of flattened data ``(N, D)``, elementwise ``(N, D)``."""
+    def conditional_distribution(self, parameters: Tensor) -> Categorical | Gaussian:
+        """The conditionals given their parameters ``(N, D, out_per_dim)``, or ``(N, out_per_dim)`` for one
+        dimension: a categorical over the last axis (discrete data) or a Gaussian (continuous data)."""
         if self.levels is not None:
-            return F.log_softmax(parameters, dim=-1).gather(-1, flat.long().unsqueeze(-1)).squeeze(-1)
+            return Categorical(parameters, dim=-1)
         mean, log_scale = parameters.unbind(-1)
-        return -0.5 * ((flat - mean) * torch.exp(-log_scale)) ** 2 - log_scale - 0.5 * math.log(2 * math.pi)
-
-    def _draw(self, parameters: Tensor) -> Tensor:
-        """One value per row from conditionals ``(n, out_per_dim)`` of one dimension, using the global generator."""
-        if self.levels is not None:
-            return torch.multinomial(F.softmax(parameters, dim=-1), 1).squeeze(-1).to(parameters.dtype)
-        mean, log_scale = parameters.unbind(-1)
-        return mean + torch.exp(log_scale) * torch.randn_like(mean)
+        return Gaussian(mean, log_scale)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact ``log p(x)`` in nats, shape ``(N,)``."""
         self.check(x)
-        flat = x.reshape(len(x), self.dim)
-        return self._log_conditionals(flat, self.conditionals(x)).sum(dim=1)
-
+        return self.conditional_distribution(self.conditionals(x)).log_prob(x.reshape(len(x), self.dim))
 
     @torch.no_grad()
     def sample(self, n: int, progress: bool = False) -> Tensor:
@@ -126,5 +117,5 @@ class MADE(GenerativeModel):
         check_sample_count(n)
         flat = torch.zeros(n, self.dim, device=self.device, dtype=self.net.output.weight.dtype)
         for i in tqdm(self.net.sampling_order.tolist(), desc="MADE sampling", disable=not progress):
-            flat[:, i] = self._draw(self.conditionals(flat)[:, i])
+            flat[:, i] = self.conditional_distribution(self.conditionals(flat)[:, i]).sample()
         return flat.view(n, *self.shape)

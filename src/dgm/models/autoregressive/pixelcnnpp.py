@@ -13,7 +13,7 @@ The modifications of PixelCNN that the paper lists, in this implementation:
    resolution as the auxiliary input of its gated residual blocks (a U-net of causal streams).
 5. **Dropout** (§2.6) inside every gated residual block.
 
-Two causal streams replace masked convolutions (:mod:`dgm.nn.causal`): a *down* stream that sees every row above
+Two causal streams replace masked convolutions (:mod:`dgm.nn.streams`): a *down* stream that sees every row above
 the current pixel and a *down-right* stream that sees the pixels to its left as well (and the down stream), which
 together cover all of ``x_<i`` without a blind spot. The first layer shifts its output one row down (and one column
 right), so no parameter of pixel ``i`` depends on pixel ``i`` itself. As in the paper's code, a channel of ones is
@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgm.core import check_integer
-from dgm.models.autoregressive.base import AutoregressiveImageModel, CategoricalPixels, LayerCache
-from dgm.nn.causal import (GatedResidualBlock, ShiftedConv2d, ShiftedConvTranspose2d, shift_down, shift_right)
-from dgm.nn.conditioning import ConditionBias, condition_rows
-from dgm.nn.logistic_mixture import DiscretizedLogisticMixture
+from dgm.distributions import CategoricalPixels, DiscretizedLogisticMixture
+from dgm.models.autoregressive.base import AutoregressiveImageModel, RowPrefixCache
+from dgm.nn.conditioning import condition_rows
+from dgm.nn.streams import FirstLayer, StreamBlock, StreamResample
 from dgm.registry import register_model
 
 Output = Literal["logistic", "categorical"]
@@ -57,81 +57,6 @@ def pixel_output(channels: int, levels: int, output: Output | None, components: 
                              f"logistic mixture), got {channels}; use output='logistic'")
         return CategoricalPixels(channels, levels)
     raise ValueError(f"output must be 'logistic', 'categorical' or None, got {output!r}")
-
-
-class RowPrefixCache(LayerCache):
-    """Sampling that runs the network on the rows generated so far only: row ``i``'s parameters depend on rows
-    ``≤ i`` alone (the streams pad above and to the sides, never below), so the rows below may be left out. The
-    draws are those of naive sampling at about half its cost, for models without a per-layer cache. The network
-    gets the whole condition and cuts a feature map to the rows it is given (:func:`~dgm.nn.conditioning.
-    condition_rows`) at each resolution."""
-
-    full_rows = False
-
-    def __init__(self, model: AutoregressiveImageModel, labels: Tensor | None, condition: Tensor | None):
-        self.model, self.labels, self.condition = model, labels, condition
-
-    def pixel(self, i: int, j: int, x: Tensor) -> Tensor:
-        return self.model.network(self.model.scaled(x[:, :, :i + 1]), self.labels, self.condition)[:, :, i, j]
-
-    def store(self, i: int, j: int, x: Tensor) -> None:
-        pass
-
-
-class FirstLayer(nn.Module):
-    """The two streams from the input, each shifted so that pixel ``i`` never sees itself: the down stream from
-    the rows above, the down-right stream from the rows above and the pixels to the left."""
-
-    def __init__(self, in_channels: int, filters: int):
-        super().__init__()
-        self.down = ShiftedConv2d(in_channels, filters, "down", (2, 3))
-        self.row_above = ShiftedConv2d(in_channels, filters, "down", (1, 3))
-        self.left = ShiftedConv2d(in_channels, filters, "down_right", (2, 1))
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return shift_down(self.down(x)), shift_down(self.row_above(x)) + shift_right(self.left(x))
-
-
-class StreamBlock(nn.Module):
-    """One gated residual block for each stream; the down-right stream also reads the down stream (and, in the
-    upsampling pass, both streams read the shortcuts of the downsampling pass). Each block adds its own
-    conditioning term (:class:`~dgm.nn.conditioning.ConditionBias`; ``0`` for an unconditional model)."""
-
-    def __init__(self, filters: int, dropout: float, shortcut: bool, n_classes: int | None = None,
-                 condition_shape: tuple | None = None):
-        super().__init__()
-        self.down = GatedResidualBlock(filters, "down", filters if shortcut else 0, dropout)
-        self.down_right = GatedResidualBlock(filters, "down_right", (2 if shortcut else 1) * filters, dropout)
-        self.down_condition = ConditionBias(filters, n_classes, condition_shape)
-        self.down_right_condition = ConditionBias(filters, n_classes, condition_shape)
-
-    def forward(self, u: Tensor, ul: Tensor, shortcuts: tuple[Tensor, Tensor] | None = None,
-                labels: Tensor | None = None, condition: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        down_term = self.down_condition(labels, condition)
-        down_right_term = self.down_right_condition(labels, condition)
-        if shortcuts is None:
-            u = self.down(u, condition=down_term)
-            return u, self.down_right(ul, u, down_right_term)
-        u = self.down(u, shortcuts[0], down_term)
-        return u, self.down_right(ul, torch.cat([u, shortcuts[1]], dim=1), down_right_term)
-
-
-class Resample(nn.Module):
-    """Halve (``up=False``: strided convolutions) or double (transposed ones) the resolution of both streams."""
-
-    def __init__(self, filters: int, up: bool):
-        super().__init__()
-        if up:
-            self.down = ShiftedConvTranspose2d(filters, filters, "down")
-            self.down_right = ShiftedConvTranspose2d(filters, filters, "down_right")
-        else:
-            self.down = ShiftedConv2d(filters, filters, "down", stride=2)
-            self.down_right = ShiftedConv2d(filters, filters, "down_right", stride=2)
-
-    def forward(self, u: Tensor, ul: Tensor, size: tuple[int, int] | None = None) -> tuple[Tensor, Tensor]:
-        if size is None:
-            return self.down(u), self.down_right(ul)
-        return self.down(u, size), self.down_right(ul, size)
 
 
 @register_model("pixelcnn++", "PixelCNN++: logistic mixture, down/down-right streams, downsampling, shortcuts")
@@ -158,14 +83,14 @@ class PixelCNNPlusPlus(AutoregressiveImageModel):
         conditioning = (self.n_classes, self.condition_shape)
         self.down_pass = nn.ModuleList(nn.ModuleList(StreamBlock(filters, dropout, False, *conditioning)
                                                      for _ in range(blocks)) for _ in range(resolutions))
-        self.downsample = nn.ModuleList(Resample(filters, up=False) for _ in range(resolutions - 1))
+        self.downsample = nn.ModuleList(StreamResample(filters, up=False) for _ in range(resolutions - 1))
         # each level of the upsampling pass reads, newest first, what its level stored: its blocks' outputs and the
         # tensor that entered it (from the downsampling or, at the finest level, the first layer); the coarsest
         # level's last output starts the pass, so that level has `blocks` blocks and the others `blocks + 1`
         self.up_pass = nn.ModuleList(nn.ModuleList(StreamBlock(filters, dropout, True, *conditioning)
                                                    for _ in range(blocks + (level < resolutions - 1)))
                                      for level in range(resolutions))
-        self.upsample = nn.ModuleList(Resample(filters, up=True) for _ in range(resolutions - 1))
+        self.upsample = nn.ModuleList(StreamResample(filters, up=True) for _ in range(resolutions - 1))
         self.head = nn.Conv2d(filters, self.output.param_channels, 1)
 
     def conditions_per_level(self, condition: Tensor | None) -> list[Tensor | None]:

@@ -16,8 +16,8 @@ add one each).
 **Sampling.** Naive sampling runs the whole network over the prefix once per step. Cached sampling (Paine et al.,
 2016; Ramachandran et al., 2017) keeps, per layer, a queue of the last ``(k-1)·d + 1`` inputs it has seen and
 computes only the newest output of every layer: work per step independent of the position, and the same arithmetic
-on the same numbers. Both draw each value by inverse-CDF sampling from one ``torch.rand`` call per step, so the same
-seed gives the same samples.
+on the same numbers. Both draw each value by inverse-CDF sampling from one ``torch.rand`` call per step
+(:meth:`dgm.distributions.Categorical.sample`), so the same seed gives the same samples.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from dgm.core import GenerativeModel, check_integer, check_labels, check_sample_count
+from dgm.distributions import Categorical
 from dgm.nn.causal import CausalConv1d, shift_right
 from dgm.registry import register_model
 
@@ -127,19 +128,11 @@ class WaveNet(GenerativeModel):
         """Exact ``log p(x)`` in nats, shape ``(N,)``."""
         self.check(x)
         sequences = x.reshape(len(x), self.length)
-        log_p = F.log_softmax(self.logits(sequences, self._labels(labels, len(x))), dim=1)
-        return log_p.gather(1, sequences.long().unsqueeze(1)).sum(dim=(1, 2))
+        return Categorical(self.logits(sequences, self._labels(labels, len(x))), dim=1).log_prob(sequences)
 
     def loss(self, x: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
         nll = -self.log_prob(x, labels).mean()
         return {"loss": nll, "bpd": nll / (self.length * math.log(2))}
-
-    @staticmethod
-    def _draw(logits: Tensor) -> Tensor:
-        """One value per row of ``logits`` ``(n, levels)`` by inverse-CDF sampling with one ``torch.rand`` call."""
-        cumulative = torch.softmax(logits, dim=-1).cumsum(dim=-1)
-        u = torch.rand(len(logits), 1, device=logits.device, dtype=logits.dtype)
-        return (cumulative < u).sum(dim=-1).clamp(max=logits.shape[-1] - 1).to(logits.dtype)
 
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None, cached: bool = True, progress: bool = False) -> Tensor:
@@ -150,7 +143,7 @@ class WaveNet(GenerativeModel):
         x = torch.zeros(n, self.length, device=self.device, dtype=self.dtype)
         next_logits = self._cached_steps(x, labels) if cached else self._naive_steps(x, labels)
         for t in tqdm(range(self.length), desc="WaveNet sampling", disable=not progress):
-            x[:, t] = self._draw(next(next_logits))
+            x[:, t] = Categorical(next(next_logits), dim=1).sample()
         return x.view(n, *self.shape)
 
     def _naive_steps(self, x: Tensor, labels: Tensor | None):

@@ -11,27 +11,25 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
+from dgm.core import vector_dim
 from dgm.flows import Compose, FlowModel
 from dgm.flows.continuous import ContinuousFlow, TimeMLP
-from dgm.flows.permutation import vector_dim
 from dgm.registry import register_model
 
 
 @register_model("ffjord", "FFJORD: continuous normalizing flow (neural ODE, Hutchinson or exact trace), vectors")
 class FFJORD(FlowModel):
     """A continuous flow on vectors ``(D,)`` whose dynamics are an MLP of widths ``hidden`` on ``[x, t]``; the ODE
-    options are those of :class:`~dgm.flows.continuous.ContinuousFlow`, ``objective``, ``target`` and ``anneal_steps``
-    those of :class:`FlowModel`."""
+    options are those of :class:`~dgm.flows.continuous.ContinuousFlow`."""
 
     def __init__(self, shape: tuple[int, ...], hidden: Sequence[int] = (64, 64, 64), time: float = 1.0,
                  trace: str = "hutchinson", noise: str = "gaussian", solver: str = "dopri5", atol: float = 1e-5,
-                 rtol: float = 1e-5, adjoint: bool = False, objective: str = "forward_kl", target: str | None = None,
-                 anneal_steps: int = 0):
+                 rtol: float = 1e-5, adjoint: bool = False):
         dim = vector_dim(shape, "ffjord")
         flow = ContinuousFlow(TimeMLP(dim, hidden), time, trace, noise, solver, atol, rtol, adjoint)
-        super().__init__(Compose(flow), objective, target, anneal_steps)
+        super().__init__(Compose(flow))
 
-    def trajectory(self, points: Tensor, direction: str = "normalizing", steps: int = 8) -> list[Tensor]:
-        """The points at ``steps + 1`` evenly spaced times of the ODE (see :meth:`FlowModel.trajectory`)."""
-        super().trajectory(points[:1], direction)  # validates the input and the direction
+    def layer_trajectory(self, points: Tensor, direction: str = "normalizing", steps: int = 8) -> list[Tensor]:
+        """The points at ``steps + 1`` evenly spaced times of the ODE (see :meth:`FlowModel.layer_trajectory`)."""
+        super().layer_trajectory(points[:1], direction)  # validates the input and the direction
         return self.bijection.bijections[0].trajectory(self.check(points), steps, direction == "generative")

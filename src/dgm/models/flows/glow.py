@@ -19,9 +19,8 @@ from dgm.flows.bijection import Bijection, Compose
 from dgm.flows.conv1x1 import InvertibleConv1x1, LUInvertibleConv1x1
 from dgm.flows.dequantization import DequantizedFlow, LogitTransform, make_dequantizer
 from dgm.flows.image_coupling import channel_mask, resnet_coupling
-from dgm.flows.multiscale import MultiScale
+from dgm.flows.multiscale import MultiScale, check_scales
 from dgm.flows.transforms import Affine
-from dgm.models.flows.realnvp_multiscale import check_scales
 from dgm.registry import register_model
 
 
@@ -52,4 +51,5 @@ class Glow(DequantizedFlow):
             learned_prior = coupling(squeezed_shape, 0)
             return MultiScale(Compose(*flow, learned_prior), level((2 * c, h // 2, w // 2), scales - 1))
 
-        super().__init__(Compose(LogitTransform(alpha), level(tuple(shape), scales)), make_dequantizer(dequantization, shape))
+        super().__init__(Compose(LogitTransform(alpha), level(tuple(shape), scales)),
+                         make_dequantizer(dequantization, shape))

@@ -11,9 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from dgm.core import check_integer
+from dgm.core import check_integer, vector_dim
 from dgm.flows import Additive, Bijection, Compose, FlowModel, alternating_mask, mlp_coupling
-from dgm.flows.permutation import vector_dim
 from dgm.registry import register_model
 
 
@@ -24,10 +23,10 @@ class DiagonalScaling(Bijection):
         super().__init__()
         self.log_scale = nn.Parameter(torch.zeros(dim))
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return x * torch.exp(self.log_scale), self.log_scale.sum().expand(len(x))
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return z * torch.exp(-self.log_scale), -self.log_scale.sum().expand(len(z))
 
 
@@ -36,9 +35,8 @@ class NICE(FlowModel):
     """NICE on vectors of shape ``(D,)``, ``D ≥ 2``: ``n_layers`` additive couplings (the paper uses 4) with MLP
     conditioners of widths ``hidden``, then a diagonal scaling."""
 
-    def __init__(self, shape: tuple[int, ...], n_layers: int = 4, hidden: Sequence[int] = (64, 64),
-                 objective: str = "forward_kl", target: str | None = None, anneal_steps: int = 0):
+    def __init__(self, shape: tuple[int, ...], n_layers: int = 4, hidden: Sequence[int] = (64, 64)):
         dim = vector_dim(shape, "NICE")
         couplings = [mlp_coupling(alternating_mask(dim, k), hidden, Additive())
                      for k in range(check_integer(n_layers, "n_layers", 1))]
-        super().__init__(Compose(*couplings, DiagonalScaling(dim)), objective, target, anneal_steps)
+        super().__init__(Compose(*couplings, DiagonalScaling(dim)))

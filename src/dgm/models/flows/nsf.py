@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dgm.core import check_integer
+from dgm.core import check_integer, vector_dim
 from dgm.flows import Compose, FlowModel, RationalQuadraticSpline, alternating_mask, mlp_coupling
 from dgm.flows.autoregressive import MaskedAutoregressive, autoregressive_flow
-from dgm.flows.permutation import vector_dim
 from dgm.registry import register_model
 
 
@@ -21,12 +20,10 @@ from dgm.registry import register_model
 class NSF(FlowModel):
     """NSF on vectors of shape ``(D,)``: ``n_layers`` spline layers of ``bins`` bins on ``[-bound, bound]``,
     conditioned by MLPs (couplings, ``D ≥ 2``) or, with ``autoregressive=True``, by MADE networks of widths
-    ``hidden``.
-    ``objective``, ``target`` and ``anneal_steps`` as in :class:`~dgm.flows.model.FlowModel` (forward or reverse KL)."""
+    ``hidden``."""
 
     def __init__(self, shape: tuple[int, ...], n_layers: int = 6, hidden: Sequence[int] = (64, 64), bins: int = 8,
-                 bound: float = 4.0, autoregressive: bool = False,
-                 objective: str = "forward_kl", target: str | None = None, anneal_steps: int = 0):
+                 bound: float = 4.0, autoregressive: bool = False):
         transform = RationalQuadraticSpline(bins, bound)
         if autoregressive:
             if len(shape) != 1:
@@ -37,4 +34,4 @@ class NSF(FlowModel):
             dim = vector_dim(shape, "NSF")
             bijection = Compose(*(mlp_coupling(alternating_mask(dim, k), hidden, transform)
                                   for k in range(check_integer(n_layers, "n_layers", 1))))
-        super().__init__(bijection, objective, target, anneal_steps)
+        super().__init__(bijection)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dgm.core import check_integer
+from dgm.core import check_integer, vector_dim
 from dgm.flows import Compose, FlowModel
 from dgm.flows.coupling import mlp_coupling
-from dgm.flows.permutation import alternating_mask, vector_dim
+from dgm.flows.permutation import alternating_mask
 from dgm.flows.transforms import Affine
 from dgm.registry import register_model
 
@@ -22,14 +22,11 @@ from dgm.registry import register_model
 @register_model("realnvp", "RealNVP: affine coupling flow with alternating masks, exact likelihood (vectors)")
 class RealNVP(FlowModel):
     """RealNVP on vectors of shape ``(D,)``, ``D ≥ 2``: ``n_layers`` affine couplings, each conditioned by an MLP of
-    widths ``hidden`` whose log-scale is soft-clamped to ``±max_log_scale``.
-    ``objective``, ``target`` and ``anneal_steps`` as in :class:`~dgm.flows.model.FlowModel` (forward or reverse KL)."""
+    widths ``hidden`` whose log-scale is soft-clamped to ``±max_log_scale``."""
 
     def __init__(self, shape: tuple[int, ...], n_layers: int = 8, hidden: Sequence[int] = (40, 40),
-                 max_log_scale: float = 2.0,
-                 objective: str = "forward_kl", target: str | None = None, anneal_steps: int = 0):
+                 max_log_scale: float = 2.0):
         dim = vector_dim(shape, "RealNVP")
         transform = Affine(max_log_scale)
         super().__init__(Compose(*(mlp_coupling(alternating_mask(dim, k), hidden, transform)
-                                   for k in range(check_integer(n_layers, "n_layers", 1)))),
-                         objective, target, anneal_steps)
+                                   for k in range(check_integer(n_layers, "n_layers", 1)))))

@@ -15,20 +15,9 @@ from dgm.flows.actnorm import ActNorm
 from dgm.flows.bijection import Bijection, Compose
 from dgm.flows.dequantization import DequantizedFlow, LogitTransform, make_dequantizer
 from dgm.flows.image_coupling import channel_mask, checkerboard_mask, resnet_coupling
-from dgm.flows.multiscale import MultiScale
+from dgm.flows.multiscale import MultiScale, check_scales
 from dgm.flows.transforms import Affine
 from dgm.registry import register_model
-
-
-def check_scales(shape: tuple[int, ...], scales: int, squeezes: int, model: str) -> None:
-    """``ValueError`` unless ``shape`` is ``(C, H, W)`` and ``H`` and ``W`` can be halved ``squeezes`` times."""
-    if len(shape) != 3:
-        raise ValueError(f"{model} takes images of shape (C, H, W), got shape {tuple(shape)}")
-    if isinstance(scales, bool) or not isinstance(scales, int) or scales < 1:
-        raise ValueError(f"scales must be a positive integer, got {scales!r}")
-    if shape[1] % 2 ** squeezes or shape[2] % 2 ** squeezes:
-        raise ValueError(f"{model} with {scales} scales squeezes the image {squeezes} times, so H and W must be "
-                         f"divisible by {2 ** squeezes}; got shape {tuple(shape)}")
 
 
 @register_model("realnvp-multiscale",
@@ -57,4 +46,5 @@ class RealNVPMultiScale(DequantizedFlow):
             inner = scale((2 * c, h // 2, w // 2), scales - 1)
             return Compose(*coupling_stack(checkerboard_mask, shape, couplings), MultiScale(squeezed, inner))
 
-        super().__init__(Compose(LogitTransform(alpha), scale(tuple(shape), scales)), make_dequantizer(dequantization, shape))
+        super().__init__(Compose(LogitTransform(alpha), scale(tuple(shape), scales)),
+                         make_dequantizer(dequantization, shape))

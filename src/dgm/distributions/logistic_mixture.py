@@ -1,7 +1,8 @@
 """The discretized mixture of logistics of PixelCNN++ (Salimans, Karpathy, Chen & Kingma, 2017, §2.1–2.2).
 
-A value ``x ∈ {0, …, L-1}`` is placed on ``[-1, 1]`` as ``x̃ = 2x/(L-1) - 1``, so neighbouring values lie ``2h`` apart
-with ``h = 1/(L-1)``. Each value owns the bin ``[x̃ - h, x̃ + h]`` of a mixture of logistics (eq. 2):
+A value ``x ∈ {0, …, L-1}`` is placed on ``[-1, 1]`` as ``x̃ = 2x/(L-1) - 1`` (:mod:`dgm.distributions.codec`), so
+neighbouring values lie ``2h`` apart with ``h = 1/(L-1)``. Each value owns the bin ``[x̃ - h, x̃ + h]`` of a mixture
+of logistics (eq. 2):
 
     P(x) = Σ_k π_k [σ((x̃ + h - μ_k)/s_k) - σ((x̃ - h - μ_k)/s_k)],
 
@@ -27,25 +28,23 @@ given the already discretized earlier ones, so samples follow exactly the distri
 
 Parameters come as one tensor ``(N, P, *positions)`` with ``P = param_channels``: ``K`` mixture logits, then for
 each component ``C`` means, ``C`` log-scales and ``C(C-1)/2`` coupling coefficients. Any number of channels,
-levels ≥ 2 and positions (images ``(H, W)``, sequences ``(T,)``) is accepted.
+levels ≥ 2 and positions (images ``(H, W)``, sequences ``(T,)``, none) is accepted. The class is a *head*, the
+protocol of :mod:`dgm.models.autoregressive.base`: ``log_prob(params, x)`` is the log-probability of each example,
+``(N,)``, the positions being independent given their parameters, and ``sample(params)`` is one draw.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from dgm.core import check_integer
+from dgm.distributions.codec import half_bin_width, to_interval, to_levels
+from dgm.distributions.functional import log1mexp
+from dgm.distributions.likelihoods import check_values, sum_per_example
 
 LOG_SCALE_MIN = -7.0  # s ≥ e^-7 ≈ 0.0009: sharper than any bin of 8-bit data (h ≈ 0.0039), finite densities
 UNIFORM_MARGIN = 1e-5  # logistic samples use u ∈ [margin, 1 - margin], so their logit is finite
-
-
-def log1mexp(d: Tensor) -> Tensor:
-    """``log(1 - e^{-d})`` for ``d > 0``, accurate for small and large ``d`` (Mächler, 2012)."""
-    return torch.where(d < math.log(2), torch.log(-torch.expm1(-d)), torch.log1p(-torch.exp(-d)))
 
 
 def log_bin_probability(x: Tensor, mean: Tensor, log_scale: Tensor, levels: int) -> Tensor:
@@ -53,9 +52,9 @@ def log_bin_probability(x: Tensor, mean: Tensor, log_scale: Tensor, levels: int)
 
     ``x`` holds integers ``0..levels-1``; ``mean`` lies on the ``[-1, 1]`` scale of ``x̃``.
     """
-    half_bin = 1.0 / (levels - 1)
+    half_bin = half_bin_width(levels)
     inverse_scale = torch.exp(-log_scale)
-    centred = (x * (2 * half_bin) - 1) - mean
+    centred = to_interval(x, levels) - mean
     upper = (centred + half_bin) * inverse_scale
     lower = (centred - half_bin) * inverse_scale
     is_bottom, is_top = x <= 0, x >= levels - 1
@@ -109,18 +108,15 @@ class DiscretizedLogisticMixture:
             shifted.append(shift)
         return torch.stack(shifted, dim=1)
 
-    def _scale(self, x: Tensor) -> Tensor:
-        return x * (2 / (self.levels - 1)) - 1
-
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
-        """``log P(x_pixel)`` of every position, the channels' joint, shape ``(N, *positions)``."""
+        """``log P(x)`` of each example ``(N, C, *positions)``: the sum over positions of the channels' joint
+        ``log P(x_pixel)``, shape ``(N,)``."""
         logits, means, log_scales, coefficients = self.split(params)
-        if x.shape[:2] != (params.shape[0], self.channels) or x.shape[2:] != params.shape[2:]:
-            raise ValueError(f"x must have shape {(params.shape[0], self.channels, *params.shape[2:])}, "
-                             f"got {tuple(x.shape)}")
-        means = self._coupled_means(means, coefficients, self._scale(x))
+        check_values(x, torch.Size((params.shape[0], self.channels, *params.shape[2:])), self.levels)
+        means = self._coupled_means(means, coefficients, to_interval(x, self.levels))
         per_channel = log_bin_probability(x.unsqueeze(2), means, log_scales, self.levels)  # (N, C, K, *S)
-        return torch.logsumexp(F.log_softmax(logits, dim=1) + per_channel.sum(dim=1), dim=1)
+        per_pixel = torch.logsumexp(F.log_softmax(logits, dim=1) + per_channel.sum(dim=1), dim=1)  # (N, *S)
+        return sum_per_example(per_pixel)
 
     def sample(self, params: Tensor) -> Tensor:
         """One draw ``(N, C, *positions)`` per position (global torch generator): a component, then each channel
@@ -139,9 +135,9 @@ class DiscretizedLogisticMixture:
         for c in range(self.channels):
             centre = mean[:, c]
             for j in range(c):
-                centre = centre + coefficient[:, pair] * self._scale(x[:, j])
+                centre = centre + coefficient[:, pair] * to_interval(x[:, j], self.levels)
                 pair += 1
             u = torch.rand_like(centre).clamp(UNIFORM_MARGIN, 1 - UNIFORM_MARGIN)
             continuous = centre + torch.exp(log_scale[:, c]) * (torch.log(u) - torch.log1p(-u))
-            x[:, c] = torch.round((continuous + 1) * (self.levels - 1) / 2).clamp(0, self.levels - 1)
+            x[:, c] = to_levels(continuous, self.levels)
         return x

@@ -1,0 +1,22 @@
+"""Distributions of ``dgm``: base distributions of latent variables, likelihoods of data, and the codec between
+discrete data and ``[-1, 1]``.
+
+- :mod:`~dgm.distributions.priors`: :class:`StandardNormal`, :class:`DiagonalNormal`, :class:`MixtureOfGaussians`,
+  ``nn.Module``\\ s over events of a fixed shape (a flow's base, a VAE's prior);
+- :mod:`~dgm.distributions.likelihoods`: :class:`Bernoulli`, :class:`Categorical`, :class:`Gaussian`,
+  :class:`DiscretizedGaussian`, built from a network's outputs, ``log_prob(x)`` per example;
+- heads of autoregressive image models, ``log_prob(params, x)`` and ``sample(params)`` on a network's output
+  channels: :class:`CategoricalPixels` and PixelCNN++'s :class:`DiscretizedLogisticMixture`
+  (:mod:`~dgm.distributions.logistic_mixture`);
+- :mod:`~dgm.distributions.codec`: :func:`to_interval` and :func:`to_levels`, integers ``0..L-1`` to ``[-1, 1]``
+  and back.
+"""
+from dgm.distributions.codec import half_bin_width, to_interval, to_levels
+from dgm.distributions.likelihoods import (Bernoulli, Categorical, CategoricalPixels, DiscretizedGaussian,
+                                           Gaussian)
+from dgm.distributions.logistic_mixture import DiscretizedLogisticMixture
+from dgm.distributions.priors import DiagonalNormal, MixtureOfGaussians, StandardNormal
+
+__all__ = ["Bernoulli", "Categorical", "CategoricalPixels", "DiagonalNormal", "DiscretizedGaussian",
+           "DiscretizedLogisticMixture", "Gaussian", "MixtureOfGaussians", "StandardNormal", "half_bin_width",
+           "to_interval", "to_levels"]

@@ -1,0 +1,139 @@
+"""The run folder: the one place that names its files and says what makes a folder a run.
+
+::
+
+    RUN/
+      run.json            model and data names, data options, training options, seconds trained (written by fit)
+      config.json         the model: its registry name and constructor arguments      } the model format of
+      model.safetensors   its weights                                                  } dgm.checkpoint
+      checkpoints/        trainer state at each epoch end; last.safetensors to resume from
+      logs/               csv-K/metrics.csv for each part K of a resumed run; tensorboard/
+      metrics.json        written by evaluation
+      *.png               pictures: samples.png and curves.png first
+
+A folder is a run when it holds ``run.json``. Training (:mod:`dgm.training`), evaluation and pictures
+(:mod:`dgm.runs`) and the report (:mod:`dgm.report`) all reach these files through :class:`RunFolder`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dgm.api import load
+from dgm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_json, write_json
+from dgm.data.base import Data
+from dgm.data.base import load as load_data
+
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.json"
+SAMPLES_PICTURE = "samples.png"
+CURVES_PICTURE = "curves.png"
+FIRST_PICTURES = (SAMPLES_PICTURE, CURVES_PICTURE)
+
+
+class RunFolder:
+    """The files of the run in ``path`` (see the module docstring)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # -- where things are --------------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        """The trainer state a resumed run continues from."""
+        return self.checkpoints / "last.safetensors"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    def picture(self, name: str) -> Path:
+        return self.path / name
+
+    def is_run(self) -> bool:
+        return (self.path / RUN_FILE).is_file()
+
+    def csv_logs(self) -> list[Path]:
+        """The CSV logs of the run, one per training part (a resumed run adds a part), in order."""
+        return sorted(self.logs.glob("csv-*/metrics.csv"), key=lambda path: int(path.parent.name[4:]))
+
+    def next_csv_version(self) -> str:
+        """The name of the CSV log folder of the next training part."""
+        return f"csv-{len(self.csv_logs())}"
+
+    def pictures(self) -> list[Path]:
+        """``samples.png`` and ``curves.png`` first, then the folder's other PNG files by name."""
+        first = [self.path / name for name in FIRST_PICTURES if (self.path / name).is_file()]
+        others = sorted(path for path in self.path.glob("*.png") if path.name not in FIRST_PICTURES)
+        return first + others
+
+    # -- what is in it ---------------------------------------------------------------------------------------------
+    def read_record(self) -> dict:
+        """``run.json``; a folder without one is not a run folder (``ValueError``)."""
+        if not self.is_run():
+            raise ValueError(f"{self.path} is not a run folder (no {RUN_FILE}); train one with `dgm train`")
+        return _json_object(self.path / RUN_FILE)
+
+    def write_record(self, record: dict) -> None:
+        write_json(self.path / RUN_FILE, record)
+
+    def read_config(self) -> dict:
+        """``config.json``: ``{"model": name, "config": {...}}``."""
+        config = _json_object(self.path / CONFIG_FILE)
+        if "model" not in config:
+            raise ValueError(f"{self.path / CONFIG_FILE} must name the model: {{\"model\": name, \"config\": {{...}}}}")
+        return config
+
+    def read_metrics(self) -> dict | None:
+        """``metrics.json``, or ``None`` if the run has not been evaluated since it last trained."""
+        path = self.path / METRICS_FILE
+        return _json_object(path) if path.is_file() else None
+
+    def write_metrics(self, metrics: dict) -> None:
+        write_json(self.path / METRICS_FILE, metrics)
+
+    def forget_metrics(self) -> None:
+        """Remove ``metrics.json``: it evaluated the model as it was before further training."""
+        (self.path / METRICS_FILE).unlink(missing_ok=True)
+
+    def holds_model(self) -> bool:
+        return (self.path / WEIGHTS_FILE).is_file()
+
+    def load_model(self):
+        """The model, rebuilt from ``config.json`` and ``model.safetensors``."""
+        return load(self.path)
+
+    def load_data(self) -> Data:
+        """The data set the run was trained on, rebuilt from its name and options."""
+        record = self.read_record()
+        if "data" not in record:
+            raise ValueError(f"{self.path / RUN_FILE} does not name the run's data set")
+        return load_data(record["data"], **record.get("data_options", {}))
+
+
+def find_runs(root: str | Path) -> list[RunFolder]:
+    """``root`` itself if it is a run folder, else every run folder below it, sorted."""
+    root = RunFolder(root)
+    if root.is_run():
+        return [root]
+    runs = [RunFolder(folder) for folder in sorted(record.parent for record in root.path.rglob(RUN_FILE))]
+    if not runs:
+        raise ValueError(f"no run folders (folders with a {RUN_FILE}) found in {root.path}")
+    return runs
+
+
+def _json_object(path: Path) -> dict:
+    content = read_json(path)
+    if not isinstance(content, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(content).__name__}")
+    return content
