@@ -36,6 +36,13 @@ def test_train_evaluate_sample_report(tmp_path, capsys):
     assert main(["sample", str(run), "-n", "16", "-o", str(tmp_path / "s.npz")]) == 0
     samples = np.load(tmp_path / "s.npz")["samples"]
     assert samples.shape == (16, 2) and np.isfinite(samples).all()
+    # a sampling option reaches the model: at temperature 0.01 the samples are the image of the base's mode
+    assert main(["sample", str(run), "-n", "16", "-o", str(tmp_path / "cold.npz"), "--sample-arg",
+                 "temperature=0.01"]) == 0
+    cold = np.load(tmp_path / "cold.npz")["samples"]
+    assert np.ptp(cold, axis=0).max() < 0.1 * np.ptp(samples, axis=0).min()
+    assert main(["sample", str(run), "-o", str(tmp_path / "x.npz"), "--sample-arg", "steps=50"]) == 2
+    assert "no sampling option(s) steps; its options are: temperature" in capsys.readouterr().err
     assert main(["sample", str(run), "-n", "100", "-o", str(tmp_path / "s.png"), "--threads", "2"]) == 0
     assert torch.get_num_threads() == 2
     torch.set_num_threads(1)  # as tests/conftest.py sets it
@@ -81,6 +88,10 @@ def test_recipe_with_overrides_and_exact_resume(tmp_path):
     (["train", "--model", "realnvp", "--data", "moons", "--ema-decay", "1.5"], "ema_decay must lie in"),
     (["train", "--model", "realnvp", "--data", "moons", "--strategy", "nonsense"], "invalid strategy name"),
     (["train", "--resume", "/nonexistent/run", "--lr", "0.5"], "only --max-epochs, --max-steps, --max-time"),
+    (["train", "--model", "gan", "--data", "energy-u1", "--objective", "reverse_kl"], "density of its own samples"),
+    (["train", "--model", "realnvp", "--data", "moons", "--objective", "reverse_kl"], "needs an energy"),
+    (["train", "--model", "realnvp", "--data", "moons", "--anneal-steps", "5"], "option of objective='reverse_kl'"),
+    (["train", "--model", "realnvp", "--data", "moons", "--sample-arg", "steps=5"], "no sampling option(s) steps"),
     (["evaluate", "/nonexistent/run"], "not a run folder"),
     (["evaluate", "/nonexistent/run", "--threads", "0"], "--threads must be at least 1"),
     (["sample", "/nonexistent/run", "-o", "x.jpg"], "must end in .png or .npz"),

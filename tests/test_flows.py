@@ -124,3 +124,35 @@ def test_coupling_rejects_a_mask_that_keeps_all_or_nothing(mask):
 def test_coupling_rejects_a_non_positive_scale_bound():
     with pytest.raises(ValueError, match="max_log_scale must be positive"):
         affine_coupling([1, 0], hidden=[4], max_log_scale=0.0)
+
+
+def test_flow_models_take_any_base_distribution():
+    """``FlowModel(bijection, base=...)``: the change of variables with a learned diagonal normal or a mixture base
+    integrates to one, and samples and their densities agree with ``log_prob``."""
+    from dgm.distributions import DiagonalNormal, MixtureOfGaussians
+    from dgm.flows.coupling import mlp_coupling
+    from dgm.flows.model import FlowModel
+    from dgm.flows.permutation import alternating_mask
+    from dgm.flows.transforms import Affine
+    from dgm.plots import evaluate_density
+
+    torch.manual_seed(0)
+    bijection = Compose(*(mlp_coupling(alternating_mask(2, k), [8], Affine()) for k in range(2)))
+    for base in (DiagonalNormal((2,)), MixtureOfGaussians((2,), components=3)):
+        with torch.no_grad():
+            for parameter in base.parameters():
+                parameter.add_(0.3 * torch.randn_like(parameter))
+        flow = FlowModel(bijection, base=base)
+        with torch.no_grad():
+            grid = evaluate_density(flow.log_prob, ((-9.0, 9.0), (-9.0, 9.0)), resolution=600)
+            assert grid.integral == pytest.approx(1.0, abs=2e-3)
+            torch.manual_seed(1)
+            z = base.sample(5)
+            x = bijection.inverse(z)[0]
+            torch.testing.assert_close(flow.log_prob(x), base.log_prob(z) - bijection.inverse(z)[1])
+        with pytest.raises(ValueError, match="standard normal base"):
+            flow.sample(4, temperature=0.5)
+    mixture_flow = FlowModel(bijection, base=MixtureOfGaussians((2,), components=3))
+    assert mixture_flow.config == {"shape": [2]}
+    with pytest.raises(NotImplementedError, match="rsample"):
+        mixture_flow.sample_with_log_prob(4)

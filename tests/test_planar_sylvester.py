@@ -165,3 +165,17 @@ def test_registered_model_densities_integrate_to_one_and_match_their_samples(nam
     x, log_q = model.sample_with_log_prob(50)
     torch.testing.assert_close(model.log_prob(x), log_q, atol=1e-6, rtol=0)
     assert math.isfinite(model.loss(x)["loss"].item())
+
+
+def test_planar_stack_starts_as_the_identity():
+    """û = 0 at initialisation: 32 planar layers map N(0, I) to itself (they used to shrink it a hundredfold)."""
+    torch.manual_seed(0)
+    planar = dgm.create("planar", shape=(2,))
+    z = torch.randn(500, 2)
+    x, log_abs_det = planar.bijection.inverse(z)
+    torch.testing.assert_close(x, z, atol=1e-6, rtol=0)
+    torch.testing.assert_close(log_abs_det, torch.zeros(500), atol=1e-6, rtol=0)
+    for layer in planar.bijection.bijections:
+        assert planar_constrained_u(layer.u, layer.w).abs().max() < 1e-6
+    samples = planar.sample(20000)
+    assert (samples.std(0) - 1).abs().max() < 0.03

@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 from safetensors.torch import load_file
 
 import dgm
@@ -151,3 +152,20 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero(tmp_path, gaussian_dat
     with pytest.raises(ValueError, match="needs max_steps or max_epochs"):
         _fit(gaussian_data, tmp_path / "open-ended", max_time=5, lr_schedule="cosine")
     assert not (tmp_path / "open-ended").exists()
+
+
+class StopAfterThreeBatches(Callback):
+    """Stops training in the middle of the first epoch, as Lightning's timer does at ``max_time``."""
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if batch_idx == 2:
+            trainer.should_stop = True
+
+
+def test_a_stop_within_an_epoch_does_not_evaluate_the_test_set(tmp_path, gaussian_data):
+    """Lightning validates when ``max_time`` stops a run mid-epoch; the run's final evaluation follows anyway, so the
+    trainer skips that pass (it used to evaluate the test set twice at the end of ``dgm train``)."""
+    run = _fit(gaussian_data, tmp_path / "run", max_epochs=3, callbacks=[StopAfterThreeBatches()])
+    assert load_state(run.directory / "checkpoints" / "last.safetensors")["batches_trained"] == 3
+    logged = [name for log in RunFolder(run.directory).csv_logs() for name in read_metrics_csv(log)]
+    assert not any(name.startswith("test/") for name in logged)

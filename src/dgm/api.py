@@ -12,13 +12,13 @@ from dgm.registry import MODEL_DESCRIPTIONS, MODELS, accepts, import_modules
 
 def list_models() -> dict[str, str]:
     """Registered model names with a one-line description each."""
-    import_modules(dgm.models)
+    import_modules(dgm.models.__path__, "dgm.models.")
     return dict(sorted(MODEL_DESCRIPTIONS.items()))
 
 
 def model_class(name: str) -> type:
     """The model class registered as ``name``."""
-    import_modules(dgm.models)
+    import_modules(dgm.models.__path__, "dgm.models.")
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
     return MODELS[name]

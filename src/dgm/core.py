@@ -116,6 +116,21 @@ def _jsonable(value, where: str):
                     "use numbers, strings, lists or dicts")
 
 
+def _config(cls: type, arguments: dict) -> dict:
+    """The constructor arguments a registered model saves in ``config.json`` (all of them, JSON-able or refused).
+    A class built directly from parts, unregistered (a flow of given bijections serving as a VAE prior), keeps the
+    JSON-able ones only: it is saved as part of the registered model that holds it."""
+    if cls.model_name:
+        return {key: _jsonable(value, key) for key, value in arguments.items()}
+    config = {}
+    for key, value in arguments.items():
+        try:
+            config[key] = _jsonable(value, key)
+        except TypeError:
+            continue
+    return config
+
+
 @dataclass(frozen=True)
 class OptimizerGroup:
     """One optimizer of a model's training: the parameters it updates and its Adam settings.
@@ -139,7 +154,24 @@ class OptimizerGroup:
                              f"got {self.schedule!r}")
 
 
-class GenerativeModel(nn.Module):
+class PlacedModule(nn.Module):
+    """A module that tells where its tensors live, so that what it draws is drawn there: the ``device`` and
+    ``dtype`` of its first parameter (or buffer, for a module without parameters)."""
+
+    def _first_tensor(self) -> Tensor:
+        parameter = next(iter(self.parameters()), None)
+        return parameter if parameter is not None else next(iter(self.buffers()), torch.empty(0))
+
+    @property
+    def device(self) -> torch.device:
+        return self._first_tensor().device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._first_tensor().dtype
+
+
+class GenerativeModel(PlacedModule):
     """Base class: ``loss``, ``sample``, ``log_prob`` and ``save``, with the likelihood labelled honestly.
 
     Subclasses set ``likelihood`` to ``"exact"`` (autoregressive models, flows on continuous data),
@@ -178,7 +210,7 @@ class GenerativeModel(nn.Module):
                 bound.apply_defaults()
                 arguments = dict(bound.arguments)
                 arguments.pop("self")
-                object.__setattr__(self, "config", {k: _jsonable(v, k) for k, v in arguments.items()})
+                object.__setattr__(self, "config", _config(type(self), arguments))
             original_init(self, *args, **kw)
 
         cls.__init__ = recording_init
@@ -243,20 +275,6 @@ class GenerativeModel(nn.Module):
         return getattr(type(self), hook) is not getattr(GenerativeModel, hook)
 
     # -- conveniences shared by every model ----------------------------------------------------------------------
-    def _first_tensor(self) -> Tensor:
-        parameter = next(iter(self.parameters()), None)
-        return parameter if parameter is not None else next(iter(self.buffers()), torch.empty(0))
-
-    @property
-    def device(self) -> torch.device:
-        """Where the model's parameters live (samples are drawn there)."""
-        return self._first_tensor().device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The floating-point type of the model's parameters (float32 unless the model was converted)."""
-        return self._first_tensor().dtype
-
     def check(self, x: Tensor) -> Tensor:
         """Validate ``x`` against this model's ``shape`` and ``levels`` (see :func:`check_data`)."""
         return check_data(x, tuple(self.config["shape"]), self.config.get("levels"))

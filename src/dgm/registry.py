@@ -43,9 +43,10 @@ def accepts(cls: type, argument: str) -> bool:
     return argument in inspect.signature(cls.__init__).parameters
 
 
-def import_modules(package) -> None:
-    """Import every module below ``package``: their decorators fill the registries, so a new model or data set
-    needs no list to be edited. Each package imports its own (``dgm.api`` the models, ``dgm.data.base`` the data
-    sets), so this module imports nothing of dgm."""
-    for module in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
+def import_modules(folders: list[str], prefix: str) -> None:
+    """Import every module below the package ``folders`` (its ``__path__``) whose dotted names start with ``prefix``:
+    their decorators fill the registries, so a new model or data set needs no list to be edited. Each package
+    imports its own (``dgm.api`` the models, ``dgm.data.base`` the data sets), so this module imports nothing of
+    dgm."""
+    for module in pkgutil.walk_packages(folders, prefix=prefix):
         importlib.import_module(module.name)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor
@@ -68,6 +69,5 @@ def list_datasets() -> dict[str, str]:
 
 
 def _import_data_modules() -> None:
-    """Import every module of ``dgm.data``, whose decorators register the data sets."""
-    import dgm.data
-    import_modules(dgm.data)
+    """Import every module of this package, ``dgm.data``, whose decorators register the data sets."""
+    import_modules([str(Path(__file__).parent)], "dgm.data.")

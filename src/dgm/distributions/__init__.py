@@ -7,16 +7,18 @@ discrete data and ``[-1, 1]``.
   :class:`DiscretizedGaussian`, built from a network's outputs, ``log_prob(x)`` per example;
 - heads of autoregressive image models, ``log_prob(params, x)`` and ``sample(params)`` on a network's output
   channels: :class:`CategoricalPixels` and PixelCNN++'s :class:`DiscretizedLogisticMixture`
-  (:mod:`~dgm.distributions.logistic_mixture`);
+  (:mod:`~dgm.distributions.logistic_mixture`), chosen by :func:`pixel_head`;
+- :func:`importance_weighted_bound` (:mod:`~dgm.distributions.importance`), the bound of dequantized flows and VAEs;
 - :mod:`~dgm.distributions.codec`: :func:`to_interval` and :func:`to_levels`, integers ``0..L-1`` to ``[-1, 1]``
   and back.
 """
 from dgm.distributions.codec import half_bin_width, to_interval, to_levels
 from dgm.distributions.likelihoods import (Bernoulli, Categorical, CategoricalPixels, DiscretizedGaussian,
                                            Gaussian)
-from dgm.distributions.logistic_mixture import DiscretizedLogisticMixture
+from dgm.distributions.importance import importance_weighted_bound
+from dgm.distributions.logistic_mixture import DiscretizedLogisticMixture, PixelHead, pixel_head
 from dgm.distributions.priors import DiagonalNormal, MixtureOfGaussians, StandardNormal
 
 __all__ = ["Bernoulli", "Categorical", "CategoricalPixels", "DiagonalNormal", "DiscretizedGaussian",
-           "DiscretizedLogisticMixture", "Gaussian", "MixtureOfGaussians", "StandardNormal", "half_bin_width",
-           "to_interval", "to_levels"]
+           "DiscretizedLogisticMixture", "Gaussian", "MixtureOfGaussians", "PixelHead", "StandardNormal",
+           "half_bin_width", "importance_weighted_bound", "pixel_head", "to_interval", "to_levels"]

@@ -34,6 +34,8 @@ protocol of :mod:`dgm.models.autoregressive.base`: ``log_prob(params, x)`` is th
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -41,7 +43,7 @@ from torch import Tensor
 from dgm.core import check_integer
 from dgm.distributions.codec import half_bin_width, to_interval, to_levels
 from dgm.distributions.functional import log1mexp
-from dgm.distributions.likelihoods import check_values, sum_per_example
+from dgm.distributions.likelihoods import CategoricalPixels, check_values, sum_per_example
 
 LOG_SCALE_MIN = -7.0  # s ≥ e^-7 ≈ 0.0009: sharper than any bin of 8-bit data (h ≈ 0.0039), finite densities
 UNIFORM_MARGIN = 1e-5  # logistic samples use u ∈ [margin, 1 - margin], so their logit is finite
@@ -141,3 +143,21 @@ class DiscretizedLogisticMixture:
             continuous = centre + torch.exp(log_scale[:, c]) * (torch.log(u) - torch.log1p(-u))
             x[:, c] = to_levels(continuous, self.levels)
         return x
+
+
+PixelHead = Literal["logistic", "categorical"]
+
+
+def pixel_head(channels: int, levels: int, output: PixelHead | None, components: int):
+    """The distribution of a whole pixel: a categorical for one-channel binary images (or when asked for), else
+    the discretized logistic mixture of ``components`` components."""
+    if output is None:
+        output = "categorical" if channels == 1 and levels == 2 else "logistic"
+    if output == "logistic":
+        return DiscretizedLogisticMixture(channels, levels, check_integer(components, "components", 1))
+    if output == "categorical":
+        if channels != 1:
+            raise ValueError(f"the categorical output needs one channel (colour channels are coupled by the "
+                             f"logistic mixture), got {channels}; use output='logistic'")
+        return CategoricalPixels(channels, levels)
+    raise ValueError(f"output must be 'logistic', 'categorical' or None, got {output!r}")

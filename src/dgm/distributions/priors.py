@@ -20,7 +20,6 @@ with the model and that no checkpoint stores.
 """
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 
@@ -28,13 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgm.core import check_integer
+from dgm.core import PlacedModule, check_integer
 from dgm.distributions.functional import normal_entropy, normal_log_density
 
 SampleShape = int | Sequence[int]
 
 
-class BaseDistribution(nn.Module):
+class BaseDistribution(PlacedModule):
     """A distribution over events of shape ``shape``; see the module docstring for the conventions."""
 
     def __init__(self, shape: Sequence[int]):
@@ -42,18 +41,6 @@ class BaseDistribution(nn.Module):
         self.shape = tuple(shape)
         if not self.shape or not all(isinstance(size, int) and size >= 1 for size in self.shape):
             raise ValueError(f"shape must be a non-empty tuple of positive integers, got {shape!r}")
-
-    @property
-    def device(self) -> torch.device:
-        return self._reference().device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self._reference().dtype
-
-    def _reference(self) -> Tensor:
-        """The first parameter or buffer: samples are drawn on its device, in its dtype."""
-        return next(itertools.chain(self.parameters(), self.buffers()))
 
     def check(self, z: Tensor) -> Tensor:
         """``z`` if it is a tensor of shape ``(*batch, *shape)``, else ``ValueError``."""
@@ -75,6 +62,10 @@ class BaseDistribution(nn.Module):
 
     def sample(self, sample_shape: SampleShape) -> Tensor:
         raise NotImplementedError
+
+    def rsample(self, sample_shape: SampleShape) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no reparameterised sampler (rsample): its samples "
+                                  "carry no gradient to its parameters")
 
 
 def sample_batch(sample_shape: SampleShape) -> tuple[int, ...]:

@@ -27,8 +27,9 @@ from torch import Tensor, nn
 
 from dgm.core import check_integer
 from dgm.flows.bijection import Bijection, Compose
+from dgm.flows.model import FlowModel
 from dgm.flows.permutation import Permutation
-from dgm.flows.transforms import ElementwiseTransform
+from dgm.flows.transforms import ElementwiseTransform, elementwise_transform
 from dgm.nn.made import MADENetwork, Ordering
 
 
@@ -102,3 +103,19 @@ def autoregressive_flow(layer: type[MaskedAutoregressive], dim: int, n_layers: i
             layers.append(Permutation.reverse(dim))
         layers.append(layer(dim, hidden, transform, context_dim=context_dim))
     return Compose(*layers)
+
+
+class AutoregressiveFlowModel(FlowModel):
+    """A flow of ``n_layers`` autoregressive ``layer`` s (MADE of widths ``hidden``) on vectors of shape ``(D,)``,
+    with the elementwise ``transform`` ``"affine"`` (log-scale soft-clamped to ``±max_log_scale``) or ``"spline"``
+    (``bins`` bins on ``[-bound, bound]``). MAF and IAF differ in their ``layer`` alone."""
+
+    layer: type
+
+    def __init__(self, shape: tuple[int, ...], n_layers: int = 5, hidden: Sequence[int] = (64, 64),
+                 transform: str = "affine", max_log_scale: float = 2.0, bins: int = 8, bound: float = 4.0):
+        if len(shape) != 1:
+            raise ValueError(f"{type(self).__name__} takes vectors of shape (D,), got shape {tuple(shape)}")
+        transform = elementwise_transform(transform, max_log_scale=max_log_scale, bins=bins, bound=bound)
+        super().__init__(autoregressive_flow(self.layer, check_integer(shape[0], "D", 1), n_layers, hidden,
+                                             transform))

@@ -37,12 +37,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgm.core import GenerativeModel, check_integer, check_sample_count
+from dgm.core import GenerativeModel, check_integer
 from dgm.data.transforms import uniform_dequantize
 from dgm.distributions.importance import importance_weighted_bound
 from dgm.flows.bijection import Bijection, Compose
 from dgm.flows.image_coupling import checkerboard_mask, resnet_coupling
-from dgm.flows.model import standard_normal_log_prob
+from dgm.distributions import StandardNormal
+from dgm.distributions.priors import BaseDistribution
+from dgm.flows.model import sample_base
 from dgm.flows.transforms import Affine
 
 
@@ -97,6 +99,7 @@ class VariationalDequantizer(nn.Module):
         if len(shape) != 3:
             raise ValueError(f"the variational dequantizer takes images of shape (C, H, W), got shape {tuple(shape)}")
         check_integer(couplings, "couplings", 1)
+        self.noise = StandardNormal(shape)
         self.flow = Compose(*(
             resnet_coupling(checkerboard_mask(shape, k % 2), Affine(), channels, blocks, context_channels=shape[0])
             for k in range(couplings)))
@@ -110,9 +113,9 @@ class VariationalDequantizer(nn.Module):
 
     def forward(self, x: Tensor, levels: int) -> tuple[Tensor, Tensor]:
         """``(y, log q(u|x))`` with ``y = (x + u) / levels``, ``u ∼ q(·|x)``."""
-        noise = torch.randn_like(x)
+        noise = self.noise.sample(len(x))
         offset, log_abs_det = self.noise_to_offset(noise, x, levels)
-        return (x + offset) / levels, standard_normal_log_prob(noise) - log_abs_det
+        return (x + offset) / levels, self.noise.log_prob(noise) - log_abs_det
 
 
 def make_dequantizer(dequantization: str, shape: tuple[int, ...]) -> nn.Module:
@@ -130,16 +133,18 @@ class DequantizedFlow(GenerativeModel):
     A subclass builds ``flow``, a :class:`~dgm.flows.bijection.Compose` from ``y ∈ [0, 1)^D`` to the latent ``z``
     (typically a :class:`LogitTransform` first), and its ``dequantizer``, a :class:`UniformDequantizer` or a
     :class:`VariationalDequantizer` (:func:`make_dequantizer` builds them by name); ``log_prob`` is the bound of the
-    module docstring, hence ``likelihood = "lower_bound"``.
+    module docstring, hence ``likelihood = "lower_bound"``. ``base`` is the distribution of ``z``, the standard
+    normal by default (see :class:`~dgm.flows.model.FlowModel`).
     """
 
     likelihood = "lower_bound"
 
-    def __init__(self, flow: Compose, dequantizer: nn.Module):
+    def __init__(self, flow: Compose, dequantizer: nn.Module, base: BaseDistribution | None = None):
         super().__init__()
         check_integer(self.config["levels"], "levels", 2)
         self.flow = flow
         self.dequantizer = dequantizer
+        self.base = StandardNormal(self.config["shape"]) if base is None else base
 
     @property
     def levels(self) -> int:
@@ -148,7 +153,7 @@ class DequantizedFlow(GenerativeModel):
     def continuous_log_prob(self, y: Tensor) -> Tensor:
         """``log p(y)`` of the flow's density on ``[0, 1)^D``, shape ``(N,)``."""
         z, log_abs_det = self.flow(y)
-        return standard_normal_log_prob(z) + log_abs_det
+        return self.base.log_prob(z) + log_abs_det
 
     def _log_weights(self, x: Tensor) -> Tensor:
         """``log p(y) − log q(u|x) − D log L`` for one draw ``u ∼ q(·|x)`` per example, shape ``(N,)``."""
@@ -166,14 +171,13 @@ class DequantizedFlow(GenerativeModel):
         return {"loss": nll, "bpd": nll / (x[0].numel() * math.log(2))}
 
     @torch.no_grad()
-    def sample(self, n: int) -> Tensor:
-        """Flow samples ``y`` rounded to ``floor(clip(y · L, 0, L−1))``."""
-        check_sample_count(n)
-        z = torch.randn(n, *self.config["shape"], device=self.device, dtype=self.dtype)
-        y = self.flow.inverse(z)[0]
+    def sample(self, n: int, temperature: float = 1.0) -> Tensor:
+        """Flow samples ``y = f⁻¹(z)`` rounded to ``floor(clip(y · L, 0, L−1))``; ``temperature`` as in
+        :func:`~dgm.flows.model.sample_base`."""
+        y = self.flow.inverse(sample_base(self.base, n, temperature))[0]
         return torch.floor((y * self.levels).clamp(0, self.levels - 1))
 
-    def transform(self, x: Tensor) -> Tensor:
+    def latent_codes(self, x: Tensor) -> Tensor:
         """The latent ``z = f(y)`` of a dequantized copy ``y`` of each example."""
         y, _ = self.dequantizer(self.check(x), self.levels)
         return self.flow(y)[0]

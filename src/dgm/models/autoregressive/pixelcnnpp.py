@@ -3,7 +3,7 @@
 The modifications of PixelCNN that the paper lists, in this implementation:
 
 1. **Discretized logistic mixture likelihood** (§2.1, eqs. 2–3),
-   :class:`dgm.nn.logistic_mixture.DiscretizedLogisticMixture`, with the edge bins reaching to ±∞.
+   :class:`dgm.distributions.DiscretizedLogisticMixture`, with the edge bins reaching to ±∞.
 2. **Conditioning on whole pixels** (§2.2): the network gives one set of parameters per pixel; the colour channels
    are coupled inside the mixture by a linear dependence of each channel's mean on the channels before it, so the
    network needs no channel masks.
@@ -20,7 +20,7 @@ right), so no parameter of pixel ``i`` depends on pixel ``i`` itself. As in the 
 appended to the input so that the zero padding is distinguishable from the image.
 
 **Output.** Binary grey images (``levels=2``, one channel) use the categorical output (two logits per pixel,
-:class:`~dgm.models.autoregressive.base.CategoricalPixels`): a mixture of logistics over two values is a Bernoulli
+:class:`~dgm.distributions.CategoricalPixels`): a mixture of logistics over two values is a Bernoulli
 whose probability is a mixture of sigmoids, the same family as two logits in ``3K`` parameters and harder to fit;
 every other image uses the logistic mixture. ``output="categorical"`` or ``"logistic"`` overrides the choice (the
 categorical output needs a single channel: its channel-by-channel sampling is not what this network conditions on).
@@ -28,36 +28,17 @@ categorical output needs a single channel: its channel-by-channel sampling is no
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgm.core import check_integer
-from dgm.distributions import CategoricalPixels, DiscretizedLogisticMixture
+from dgm.distributions import PixelHead, pixel_head
 from dgm.models.autoregressive.base import AutoregressiveImageModel, RowPrefixCache
 from dgm.nn.conditioning import condition_rows
 from dgm.nn.streams import FirstLayer, StreamBlock, StreamResample
 from dgm.registry import register_model
-
-Output = Literal["logistic", "categorical"]
-
-
-def pixel_output(channels: int, levels: int, output: Output | None, components: int):
-    """The distribution of a whole pixel: a categorical for one-channel binary images (or when asked for), else
-    the discretized logistic mixture of ``components`` components."""
-    if output is None:
-        output = "categorical" if channels == 1 and levels == 2 else "logistic"
-    if output == "logistic":
-        return DiscretizedLogisticMixture(channels, levels, check_integer(components, "components", 1))
-    if output == "categorical":
-        if channels != 1:
-            raise ValueError(f"the categorical output needs one channel (colour channels are coupled by the "
-                             f"logistic mixture), got {channels}; use output='logistic'")
-        return CategoricalPixels(channels, levels)
-    raise ValueError(f"output must be 'logistic', 'categorical' or None, got {output!r}")
-
 
 @register_model("pixelcnn++", "PixelCNN++: logistic mixture, down/down-right streams, downsampling, shortcuts")
 class PixelCNNPlusPlus(AutoregressiveImageModel):
@@ -70,10 +51,10 @@ class PixelCNNPlusPlus(AutoregressiveImageModel):
     level (:meth:`conditions_per_level`)."""
 
     def __init__(self, shape: Sequence[int], levels: int = 256, filters: int = 32, blocks: int = 1,
-                 resolutions: int = 3, components: int = 5, dropout: float = 0.0, output: Output | None = None,
+                 resolutions: int = 3, components: int = 5, dropout: float = 0.0, output: PixelHead | None = None,
                  n_classes: int | None = None, condition_shape: Sequence[int] | None = None):
         super().__init__(shape, levels, n_classes, condition_shape,
-                         output=pixel_output(shape[0], levels, output, components))
+                         output=pixel_head(shape[0], levels, output, components))
         check_integer(filters, "filters", 1)
         check_integer(blocks, "blocks", 1)
         self.resolutions = check_integer(resolutions, "resolutions", 1)

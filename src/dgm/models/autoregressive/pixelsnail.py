@@ -16,7 +16,7 @@ The network, as in the paper's Figure 4 but for the residual blocks' two streams
   In 5 minutes on binarized MNIST (one thread each, side by side) this took the test NLL from 71.0 to 67.4 nats
   for a step 10% slower;
 - a 1x1 convolution of the ELU of the features gives each pixel's output distribution (the output rule of
-  PixelCNN++, :func:`dgm.models.autoregressive.pixelcnnpp.pixel_output`).
+  PixelCNN++, :func:`dgm.distributions.pixel_head`).
 
 Because the keys and values include the input pixel at their own position, the attention mask is **strict**: pixel
 ``i`` attends to pixels ``j < i`` in raster order, never to itself.
@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgm.core import check_integer
+from dgm.distributions import PixelHead, pixel_head
 from dgm.models.autoregressive.base import AutoregressiveImageModel, RowPrefixCache
-from dgm.models.autoregressive.pixelcnnpp import Output, pixel_output
 from dgm.nn.causal import CausalAttention, GatedResidualBlock
 from dgm.nn.conditioning import condition_rows
 from dgm.nn.streams import FirstLayer, StreamBlock
@@ -83,10 +83,10 @@ class PixelSNAIL(AutoregressiveImageModel):
 
     def __init__(self, shape: Sequence[int], levels: int = 256, filters: int = 32, blocks: int = 2,
                  residual_blocks: int = 2, key_dim: int = 16, value_channels: int = 32, heads: int = 1,
-                 components: int = 5, dropout: float = 0.0, output: Output | None = None,
+                 components: int = 5, dropout: float = 0.0, output: PixelHead | None = None,
                  n_classes: int | None = None, condition_shape: Sequence[int] | None = None):
         super().__init__(shape, levels, n_classes, condition_shape,
-                         output=pixel_output(shape[0], levels, output, components))
+                         output=pixel_head(shape[0], levels, output, components))
         check_integer(filters, "filters", 1)
         check_integer(blocks, "blocks", 1)
         check_integer(residual_blocks, "residual_blocks", 0)

@@ -9,8 +9,7 @@ IAF shines where samples and their densities are needed together (variational po
 """
 from __future__ import annotations
 
-from dgm.flows.autoregressive import InverseAutoregressive
-from dgm.models.flows.maf import AutoregressiveFlowModel
+from dgm.flows.autoregressive import AutoregressiveFlowModel, InverseAutoregressive
 from dgm.registry import register_model
 
 
