@@ -54,3 +54,22 @@ def test_model_checks_its_input():
     model = dgm.create("test-gaussian", shape=(2,))
     with pytest.raises(ValueError, match="shape"):
         model.log_prob(torch.zeros(3, 5))
+
+
+def test_models_declare_the_optional_hooks_they_offer():
+    flow, gan = dgm.create("realnvp", shape=(2,)), dgm.create("gan", shape=(2,))
+    pixelcnn = dgm.create("pixelcnn", shape=(1, 4, 4), levels=2)
+    assert all(flow.offers(hook) for hook in ("sample_with_log_prob", "latent_codes", "layer_trajectory"))
+    assert not any(model.offers(hook) for model in (gan, pixelcnn)
+                   for hook in ("sample_with_log_prob", "latent_codes", "layer_trajectory"))
+    with pytest.raises(ValueError, match="unknown optional hook 'trajectory'"):
+        flow.offers("trajectory")
+    with pytest.raises(NotImplementedError, match="no latent space"):
+        gan.latent_codes(torch.zeros(3, 2))
+
+
+def test_sampling_options_are_checked_against_the_models_sampler():
+    pixelcnn = dgm.create("pixelcnn", shape=(1, 4, 4), levels=2)
+    assert pixelcnn.check_sample_options({"naive": True}) == {"naive": True}
+    with pytest.raises(ValueError, match="no sampling option.*temperature; its options are: labels, condition"):
+        pixelcnn.check_sample_options({"temperature": 0.5})
