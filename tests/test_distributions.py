@@ -354,3 +354,11 @@ def test_bad_parameters_and_events_are_refused():
         DiagonalNormal(())
     with pytest.raises(ValueError, match="sample_shape"):
         StandardNormal((2,)).sample(0)
+
+
+def test_the_8bit_scale_maps_the_first_and_last_level_to_0_and_255():
+    from dgm.distributions import to_8bit_scale
+    for levels in (2, 17, 256):
+        pixels = to_8bit_scale(torch.arange(levels, dtype=torch.float64), levels)
+        assert pixels[0] == 0 and pixels[-1] == 255 and torch.all(pixels.diff() > 0)
+    assert torch.equal(to_8bit_scale(torch.arange(256.0), 256), torch.arange(256.0))

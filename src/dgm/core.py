@@ -303,8 +303,8 @@ class GenerativeModel(PlacedModule):
 
         def saved_class(name: str) -> type:
             if name not in MODELS or not issubclass(MODELS[name], cls):
-                raise ValueError(f"{directory} holds the model {name!r}, not a {cls.__name__}; dgm.load({str(directory)!r}) "
-                                 "loads any model")
+                raise ValueError(f"{directory} holds the model {name!r}, not a {cls.__name__}; "
+                                 f"dgm.load({str(directory)!r}) loads any model")
             return MODELS[name]
         return load_model(directory, saved_class)
 

@@ -27,6 +27,7 @@ from matplotlib.patches import Circle
 from torch import Tensor
 
 from dgm.core import check_data, check_integer
+from dgm.distributions.codec import to_8bit_scale
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]
 ArrayLike = Tensor | np.ndarray | Sequence
@@ -69,7 +70,7 @@ def _image_pixels(images: ArrayLike, levels: int) -> np.ndarray:
         raise ValueError(f"images must have shape (N, C, H, W) with N >= 1 and C = 1 (grey) or 3 (RGB), "
                          f"got {tuple(tensor.shape)}")
     tensor = check_data(tensor.double(), tuple(tensor.shape[1:]), levels, name="images")
-    scaled = torch.round(tensor * 255 / (levels - 1)).to(torch.uint8)
+    scaled = torch.round(to_8bit_scale(tensor, levels)).to(torch.uint8)
     return scaled.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()
 
 

@@ -12,7 +12,7 @@ discrete data and ``[-1, 1]``.
 - :mod:`~dgm.distributions.codec`: :func:`to_interval` and :func:`to_levels`, integers ``0..L-1`` to ``[-1, 1]``
   and back.
 """
-from dgm.distributions.codec import half_bin_width, to_interval, to_levels
+from dgm.distributions.codec import half_bin_width, to_8bit_scale, to_interval, to_levels
 from dgm.distributions.likelihoods import (Bernoulli, Categorical, CategoricalPixels, DiscretizedGaussian,
                                            Gaussian)
 from dgm.distributions.importance import importance_weighted_bound
@@ -21,4 +21,4 @@ from dgm.distributions.priors import DiagonalNormal, MixtureOfGaussians, Standar
 
 __all__ = ["Bernoulli", "Categorical", "CategoricalPixels", "DiagonalNormal", "DiscretizedGaussian",
            "DiscretizedLogisticMixture", "Gaussian", "MixtureOfGaussians", "PixelHead", "StandardNormal",
-           "half_bin_width", "importance_weighted_bound", "pixel_head", "to_interval", "to_levels"]
+           "half_bin_width", "importance_weighted_bound", "pixel_head", "to_8bit_scale", "to_interval", "to_levels"]

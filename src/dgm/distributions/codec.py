@@ -8,6 +8,8 @@ al., 2020, §3.3, "image data consisting of integers in {0, 1, …, 255} scaled 
 
 Neighbouring values lie ``2h`` apart with ``h = 1/(L-1)``, so value ``x`` owns the bin ``[x̃ - h, x̃ + h]``; the
 inverse map sends every point of that bin (and, through the clamp, everything beyond the end bins) back to ``x``.
+Pictures and the feature networks of the sample-quality metrics read the same integers on the 8-bit scale,
+``255 x/(L-1)`` (:func:`to_8bit_scale`).
 """
 from __future__ import annotations
 
@@ -26,6 +28,12 @@ def to_levels(y: Tensor, levels: int) -> Tensor:
     in ``y``'s dtype; the inverse of :func:`to_interval` on the centres."""
     top = check_integer(levels, "levels", 2) - 1
     return ((y + 1) * (top / 2)).round().clamp(0, top)
+
+
+def to_8bit_scale(x: Tensor, levels: int) -> Tensor:
+    """Integers ``0..levels-1`` to ``255 x/(levels-1)`` on the 8-bit scale ``[0, 255]`` of pictures and of the
+    feature networks of sample-quality metrics (not rounded: round for display), elementwise."""
+    return x * (255 / (check_integer(levels, "levels", 2) - 1))
 
 
 def half_bin_width(levels: int) -> float:

@@ -31,6 +31,7 @@ from torch import Tensor
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from dgm.distributions.codec import to_8bit_scale
 from dgm.metrics.classifier import load_digit_classifier
 from dgm.nn.inception import InceptionV3, from_torchscript_state
 
@@ -59,7 +60,7 @@ def to_pixels(images) -> Tensor:
 
 def data_pixels(x: Tensor, levels: int) -> Tensor:
     """Pixels 0..255 of dgm image data holding integers ``0..levels-1``."""
-    return x.float() * (255 / (levels - 1))
+    return to_8bit_scale(x.float(), levels)
 
 
 def clean_resize(pixels: Tensor, size: int = INCEPTION_SIZE) -> Tensor:
