@@ -6,14 +6,20 @@
   dictionary is stored as a tensor, and the rest of the dictionary (with tensors replaced by references) is stored
   as JSON in the file's metadata. :class:`SafetensorsCheckpointIO` plugs this into Lightning.
 
+Every safetensors file that dgm writes (:func:`write_tensors`) carries in its metadata the SHA-256 of its tensors
+(:func:`tensors_checksum`), and reading (:func:`read_tensors`) verifies it, so a flipped bit is an error rather than
+a silently different model. A file without a checksum (written before dgm stored them) loads unverified.
+
 Every file is written to a temporary name and renamed into place, so a run killed while saving leaves the previous
 checkpoint intact.
 """
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +27,12 @@ import numpy as np
 import torch
 from lightning.pytorch.plugins.io import CheckpointIO
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 _SKELETON_KEY = "dgm.checkpoint"
+_CHECKSUM_KEY = "dgm.sha256"
 
 
 class CheckpointError(ValueError):
@@ -34,6 +41,8 @@ class CheckpointError(ValueError):
 
 def atomic_write(path: Path, write) -> None:
     """Call ``write(temporary_path)`` and rename the result to ``path``."""
+    if path.parent.exists() and not path.parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -52,13 +61,52 @@ def read_json(path: Path) -> Any:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise CheckpointError(f"{path} is not valid JSON ({error})") from None
 
 
 def _state_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Independent contiguous copies (safetensors refuses tensors that share memory)."""
     return {key: value.detach().cpu().clone().contiguous() for key, value in state.items()}
+
+
+def tensors_checksum(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of the name, dtype, shape and bytes of every tensor, in the order of the names."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        tensor = tensors[key]
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Write contiguous CPU ``tensors`` to the safetensors file ``path`` (atomically), with ``metadata`` and their
+    checksum."""
+    metadata = (metadata or {}) | {_CHECKSUM_KEY: tensors_checksum(tensors)}
+    atomic_write(Path(path), lambda p: save_file(tensors, p, metadata=metadata))
+
+
+def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and the metadata of the safetensors file ``path``, checked against the checksum stored with them
+    (a file without one, written before dgm stored checksums, is read unchecked)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist")
+    try:
+        with safe_open(path, framework="pt") as file:
+            metadata = file.metadata() or {}
+            tensors = {key: file.get_tensor(key) for key in file.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is truncated or corrupt ({error})") from None
+    if _CHECKSUM_KEY in metadata and tensors_checksum(tensors) != metadata[_CHECKSUM_KEY]:
+        raise CheckpointError(f"{path} is corrupt: its tensors do not match the checksum stored with them")
+    return tensors, metadata
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of the safetensors file ``path``, checked as by :func:`read_tensors`."""
+    return read_tensors(path)[0]
 
 
 def save_model(model, directory: str | Path, state: dict[str, torch.Tensor] | None = None) -> Path:
@@ -68,18 +116,36 @@ def save_model(model, directory: str | Path, state: dict[str, torch.Tensor] | No
         raise ValueError(f"{type(model).__name__} is not registered; decorate it with @register_model")
     directory = Path(directory)
     state = model.state_dict() if state is None else state
-    atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(_state_tensors(state), p))
+    write_tensors(directory / WEIGHTS_FILE, _state_tensors(state))
     write_json(directory / CONFIG_FILE, {"model": model.model_name, "config": model.config})
     return directory
 
 
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    if not path.exists():
-        raise CheckpointError(f"{path} does not exist")
-    try:
-        return load_file(path)
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path} is truncated or corrupt ({error})") from None
+def _shape(value: Any) -> tuple[int, ...] | str:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+def weights_mismatch(model: torch.nn.Module, state: Mapping[str, Any]) -> str | None:
+    """How ``state`` fails to fit ``model``, in one line (counts of missing, unexpected and wrongly shaped keys,
+    with the first of each), or ``None`` when it fits."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    misshapen = [f"{key} (got {_shape(state[key])}, expected {tuple(value.shape)})"
+                 for key, value in expected.items() if key in state and _shape(state[key]) != tuple(value.shape)]
+    problems = [f"{len(keys)} {what} (first: {keys[0]})"
+                for keys, what in [(missing, "missing keys"), (unexpected, "unexpected"),
+                                   (misshapen, "of wrong shape")] if keys]
+    return ", ".join(problems) or None
+
+
+def load_weights(model: torch.nn.Module, state: Mapping[str, Any], source: str, expected: str) -> None:
+    """``model.load_state_dict(state)``, or one line of :class:`CheckpointError` saying how ``state`` (read from
+    ``source``) does not fit ``model`` (described as ``expected``)."""
+    problem = weights_mismatch(model, state)
+    if problem:
+        raise CheckpointError(f"{source} does not fit {expected}, it holds weights of a different model: {problem}")
+    model.load_state_dict(state)
 
 
 def load_model(directory: str | Path, model_class: Callable[[str], type]):
@@ -95,11 +161,8 @@ def load_model(directory: str | Path, model_class: Callable[[str], type]):
         model = model_class(saved["model"])(**saved["config"])
     except TypeError as error:
         raise CheckpointError(f"{directory / CONFIG_FILE} does not fit {saved['model']}: {error}") from None
-    weights = read_weights(directory / WEIGHTS_FILE)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        raise CheckpointError(f"{directory / WEIGHTS_FILE} does not fit {saved['model']}: {error}") from None
+    weights = directory / WEIGHTS_FILE
+    load_weights(model, read_weights(weights), str(weights), f"the {saved['model']} of {CONFIG_FILE}")
     return model.eval()
 
 
@@ -145,23 +208,20 @@ def save_state(state: dict[str, Any], path: str | Path) -> None:
     """Write a nested dictionary of tensors and plain values to one safetensors file."""
     tensors: dict[str, torch.Tensor] = {}
     skeleton = json.dumps(_flatten(state, tensors, "root"))
-    atomic_write(Path(path), lambda p: save_file(tensors, p, metadata={_SKELETON_KEY: skeleton}))
+    write_tensors(Path(path), tensors, metadata={_SKELETON_KEY: skeleton})
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
-    """Read a file written by :func:`save_state`."""
+    """Read a file written by :func:`save_state`; damaged or hand-edited metadata is a :class:`CheckpointError`."""
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path} does not exist")
-    try:
-        with safe_open(path, framework="pt") as file:
-            metadata = file.metadata() or {}
-            tensors = {key: file.get_tensor(key) for key in file.keys()}
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path} is truncated or corrupt ({error})") from None
+    tensors, metadata = read_tensors(path)
     if _SKELETON_KEY not in metadata:
         raise CheckpointError(f"{path} is not a dgm trainer checkpoint (no '{_SKELETON_KEY}' metadata)")
-    return _unflatten(json.loads(metadata[_SKELETON_KEY]), tensors)
+    try:
+        return _unflatten(json.loads(metadata[_SKELETON_KEY]), tensors)
+    except (ValueError, KeyError, TypeError, RecursionError) as error:  # not JSON, or not a skeleton of _flatten
+        raise CheckpointError(f"{path} has malformed '{_SKELETON_KEY}' metadata "
+                              f"({type(error).__name__}: {error})") from None
 
 
 class SafetensorsCheckpointIO(CheckpointIO):

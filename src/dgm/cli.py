@@ -16,6 +16,7 @@ TRAIN_OPTIONS = ("max_epochs", "max_steps", "max_time", "batch_size", "lr", "lr_
                  "anneal_steps")
 RESUMABLE_OPTIONS = ("max_epochs", "max_steps", "max_time")  # a resumed run may only be given a new end
 RESUMABLE_FLAGS = [f"--{option.replace('_', '-')}" for option in RESUMABLE_OPTIONS]
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")  # Lightning's names of the devices dgm trains on
 
 
 def _key_values(pairs: list[str], flag: str) -> dict:
@@ -25,12 +26,27 @@ def _key_values(pairs: list[str], flag: str) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"{flag} takes KEY=VALUE, got {pair!r}")
-        options[key] = yaml.safe_load(value)
+        try:
+            options[key] = yaml.safe_load(value)
+        except (yaml.YAMLError, RecursionError):
+            raise ValueError(f"{flag} {pair!r}: the value is not valid YAML (e.g. 3, 0.1, true, [64, 64], "
+                             f"{{a: 1}}, text)") from None
     return options
 
 
+class UsageError(Exception):
+    """A mistake on the command line that argparse found (unknown flag, invalid choice, a value of the wrong type)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, reporting a mistake in one line instead of the usage text and the mistake."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dgm", description="Deep generative models: train, sample, evaluate.")
+    parser = _Parser(prog="dgm", description="Deep generative models: train, sample, evaluate.")
     commands = parser.add_subparsers(dest="command", required=True)
     computing = argparse.ArgumentParser(add_help=False)
     computing.add_argument("--threads", type=int, metavar="N",
@@ -59,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
                             "set (energy-u1 ... energy-u4), annealed over --anneal-steps batches")
     train.add_argument("--sample-arg", action="append", default=[], metavar="KEY=VALUE",
                        help="sampling option of the run's pictures, e.g. temperature=0.7 (repeatable)")
-    train.add_argument("--accelerator", help="Lightning accelerator: auto (default: a GPU if there is one), cpu, gpu")
+    train.add_argument("--accelerator", choices=ACCELERATORS,
+                       help="Lightning accelerator: auto (default: a GPU if there is one), cpu, gpu (cuda), mps")
     train.add_argument("--strategy", help="Lightning strategy, e.g. ddp (with --devices 2)")
     train.add_argument("--no-evaluate", action="store_true", help="skip the test evaluation after training")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -68,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample", parents=[computing], help="draw samples from a trained run")
     sample.add_argument("run", type=Path)
-    sample.add_argument("-n", type=int, default=64, help="number of samples")
+    sample.add_argument("-n", type=int, default=64,
+                        help="number of samples, drawn at once (refused if they cannot fit in memory)")
     sample.add_argument("-o", "--output", type=Path, required=True, help="FILE.png (picture) or FILE.npz (array)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--labels", metavar="K[,K...]",
@@ -134,8 +152,14 @@ def _train_plan(args) -> dict:
             raise ValueError(f"--resume continues a run as it was set up; only {', '.join(RESUMABLE_FLAGS)} may "
                              f"change, not {', '.join(changed)}")
         record = RunFolder(args.resume).read_record()
+        for key, kind in (("model", str), ("data", str), ("data_options", dict), ("train", dict)):
+            if not isinstance(record.get(key), kind):
+                raise ValueError(f"{args.resume / 'run.json'} lacks {key!r} ({kind.__name__}): it is not a run that "
+                                 "dgm train wrote, or it was edited")
         plan = {"model": record["model"], "data": record["data"], "data_options": record["data_options"],
                 "model_options": {}, "train": record["train"]}
+        if any(getattr(args, option) is not None for option in RESUMABLE_OPTIONS):  # a new end replaces the old
+            plan["train"] |= dict.fromkeys(RESUMABLE_OPTIONS)
     elif args.recipe is not None:
         plan = load_recipe(args.recipe)
     else:
@@ -150,7 +174,8 @@ def _train_plan(args) -> dict:
     return plan
 
 
-def _train(args) -> None:
+def _train(args) -> int:
+    """Train; the exit code is 130 when a Ctrl-C stopped training (the run is saved, resumable)."""
     from dgm.api import create
     from dgm.api import load as load_model
     from dgm.data import load
@@ -168,7 +193,11 @@ def _train(args) -> None:
     sample_options = model.check_sample_options(_key_values(args.sample_arg, "--sample-arg"))
     run = fit(model, data, out, resume=args.resume is not None, progress=not args.no_progress, **plan["train"])
     if run.rank != 0:
-        return
+        return 0
+    if run.interrupted:
+        print(f"training stopped by Ctrl-C at step {run.step} after {run.seconds:.1f} s; the run is saved at that "
+              f"step. Continue it with: dgm train --resume {run.directory}", file=sys.stderr)
+        return 130
     print(f"run folder: {run.directory}  ({run.seconds:.1f} s of training)")
     if not args.no_pictures:
         write_pictures(run.model, data, run.directory, sample_options)
@@ -176,6 +205,7 @@ def _train(args) -> None:
         metrics = evaluate_run(run.directory)
         print(nll_label(metrics) if metrics["likelihood"] else "no likelihood (implicit model)",
               f"| data entropy {metrics['entropy_nats']:.4f} nats" if "entropy_nats" in metrics else "")
+    return 0
 
 
 def _sample(args) -> None:
@@ -188,6 +218,7 @@ def _sample(args) -> None:
     suffix = args.output.suffix.lower()
     if suffix not in (".png", ".npz"):
         raise ValueError(f"the output must end in .png or .npz, got {args.output}")
+    _check_output(args.output)
     folder = RunFolder(args.run)
     model = folder.load_model()
     condition = _sample_labels(model, args.labels, args.n)
@@ -200,6 +231,15 @@ def _sample(args) -> None:
     else:
         save_samples_picture(samples, folder.load_data(), args.output)
     print(f"{args.n} samples written to {args.output}")
+
+
+def _check_output(path: Path) -> None:
+    """Refuse an output path that can never be written (a folder, or a path inside a file) before any work."""
+    if path.is_dir():
+        raise ValueError(f"the output {path} is a folder; give a file name")
+    blocking = [parent for parent in path.parents if parent.exists() and not parent.is_dir()]
+    if blocking:
+        raise ValueError(f"the output {path} cannot be written: {blocking[0]} is a file, not a folder")
 
 
 def _sample_labels(model, labels: str | None, n: int) -> dict:
@@ -225,6 +265,8 @@ def _evaluate(args) -> None:
     from dgm.runs import evaluate_run
     if (args.real is None) != (args.fake is None) or (args.real is None) == (args.run is None):
         raise ValueError("give a run folder, or --real and --fake (two image sets)")
+    if args.n < 2 or args.batch_size < 1:
+        raise ValueError(f"-n must be at least 2 and --batch-size at least 1, got {args.n} and {args.batch_size}")
     names = None if args.metrics is None else [name.strip() for name in args.metrics.split(",") if name.strip()]
     if args.real is not None and names and "nll" in names:
         raise ValueError("nll is the test likelihood of a run; two image sets have none")
@@ -235,11 +277,12 @@ def _evaluate(args) -> None:
         print(json.dumps(compare_image_sets(args.real, args.fake, metrics, progress=True, **options), indent=2))
         return
     data = RunFolder(args.run).load_data()
+    modes = mixture_modes(data) is not None
     if names is None:  # by default only what is cheap on a CPU: digit and raw features, not Inception
-        defaults = default_metrics(data.shape, mixture_modes(data) is not None)
+        defaults = default_metrics(data.shape, modes)
         metrics = None if any(metric_space(name) == "inception" for name in defaults) else defaults
     if metrics:
-        check_request(data.shape, metrics, **options)  # before the NLL, which may take long
+        check_request(data.shape, metrics, modes=modes, **options)  # before the NLL, which may take long
     else:
         check_inception_options((), **options)  # Inception options with no Inception metric to apply them to
     quality = {"metrics": metrics, "n": args.n, "batch_size": args.batch_size} | options if metrics else None
@@ -264,22 +307,41 @@ def _set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
+def _error_line(error: Exception) -> str:
+    """The message of ``error`` in one line; an operating-system error on a file as ``FILE: reason``."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror}"
+    return " ".join(line.strip() for line in str(error).splitlines())
+
+
 def main(argv: list[str] | None = None) -> int:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    from dgm.training import TrainingDiverged
-    args = _parser().parse_args(argv)
+    from dgm.training import TrainingDiverged, TrainingInterrupted
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        return 2
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # raised inside Lightning, nothing a user can act on
     commands = {"list": lambda a: _list(), "train": _train, "sample": _sample, "evaluate": _evaluate,
                 "report": _report}
     try:
         _set_threads(getattr(args, "threads", None))
-        commands[args.command](args)
+        code = commands[args.command](args)
+    except TrainingInterrupted as error:
+        print(f"dgm {args.command}: {error}", file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError, MisconfigurationException, TrainingDiverged) as error:
-        print(f"dgm {args.command}: error: {error}", file=sys.stderr)
+        print(f"dgm {args.command}: error: {_error_line(error)}", file=sys.stderr)
         return 2 if not isinstance(error, TrainingDiverged) else 1
-    return 0
+    except OSError as error:  # reading or writing a path that was named: permission, a folder, a full disk
+        if error.filename is None:  # not about a file: a fault of dgm or of the system, worth its traceback
+            raise
+        print(f"dgm {args.command}: error: {_error_line(error)}", file=sys.stderr)
+        return 2
+    return code or 0
 
 
 if __name__ == "__main__":

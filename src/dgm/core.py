@@ -7,6 +7,12 @@ in ``model.config`` so that a checkpoint can rebuild the model without pickle (s
 Data convention (one for every model): a float tensor of shape ``(N, *shape)``. Discrete data (images, histograms)
 hold integer values ``0 .. levels-1``; continuous data (2D toys, tabular vectors) hold any finite floats. Models that
 need continuous input dequantize inside, so ``log_prob`` is always the log-probability of the data as given.
+
+Data enters a model in one place: the protocol's methods that take data (``DATA_METHODS``) check it with
+:meth:`GenerativeModel.check` before the model's own code runs, and the methods that draw samples
+(``SAMPLING_METHODS``) check their number. Any floating dtype is accepted (float64 from numpy, float16) and converted
+to the model's dtype and device, without a copy when they already agree; integer and boolean tensors, wrong shapes,
+values outside ``0 .. levels-1``, NaN or infinite values and empty batches (0 examples) raise ``ValueError``.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import functools
 import inspect
 import json
 import math
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +34,16 @@ Losses = dict[str, Tensor]
 Update = tuple[str, Losses]
 OPTIONAL_HOOKS = ("sample_with_log_prob", "latent_codes", "layer_trajectory")
 LR_SCHEDULES = ("constant", "cosine")
+DATA_METHODS = ("loss", "log_prob", "latent_codes", "critic_loss", "generator_loss")  # their first argument is data
+SAMPLING_METHODS = ("sample", "sample_with_log_prob")  # their first argument is a number of samples
+SAMPLING_MEMORY_FACTOR = 64  # sampling holds the networks' values beside the samples: this many times their size
 
 
 def check_data(x: Tensor, shape: tuple[int, ...], levels: int | None, name: str = "x") -> Tensor:
     """Return ``x`` if it follows the data convention for ``shape`` and ``levels``, else raise ``ValueError``."""
     if not isinstance(x, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape (N, {', '.join(map(str, shape))}), "
-                         f"got {type(x).__name__}")
+        raise ValueError(f"{name} must be a torch.Tensor of shape (N, {', '.join(map(str, shape))}) "
+                         f"(torch.as_tensor converts a numpy array), got {type(x).__name__}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor (dgm keeps discrete values as floats), "
                          f"got dtype {x.dtype}")
@@ -79,6 +89,26 @@ def vector_dim(shape: Sequence[int], model: str) -> int:
 def check_sample_count(n) -> int:
     """Return ``n`` if it is a positive ``int`` (a number of samples), else raise ``ValueError``."""
     return check_integer(n, "the number of samples", 1)
+
+
+def memory_size(device: torch.device) -> int:
+    """Bytes of memory of ``device``: a GPU's own, else the machine's RAM."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_sample_memory(n: int, shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> int:
+    """Return ``n`` if ``n`` samples of ``shape`` can be drawn in one call, else raise ``ValueError``: the samples,
+    with the networks' values that sampling holds beside them (``SAMPLING_MEMORY_FACTOR`` times their size), must
+    fit in the memory of ``device``."""
+    memory = memory_size(device)
+    limit = memory // (SAMPLING_MEMORY_FACTOR * math.prod(shape) * dtype.itemsize)
+    if n > limit:
+        raise ValueError(f"the number of samples must be at most {limit:,} in one call (what the "
+                         f"{memory / 2**30:.0f} GiB of {device.type} allow for samples of shape {tuple(shape)}), "
+                         f"got {n:,}; draw them in batches")
+    return n
 
 
 def check_labels(labels, n: int, n_classes: int) -> Tensor:
@@ -171,6 +201,70 @@ class PlacedModule(nn.Module):
         return self._first_tensor().dtype
 
 
+def _recording_init(original_init):
+    """``original_init`` that, called outermost, first records its arguments in ``self.config``."""
+    signature = inspect.signature(original_init)
+
+    @functools.wraps(original_init)
+    def recording_init(self, *args, **kw):
+        if "config" not in self.__dict__:
+            bound = signature.bind(self, *args, **kw)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            arguments.pop("self")
+            object.__setattr__(self, "config", _config(type(self), arguments))
+        original_init(self, *args, **kw)
+
+    return recording_init
+
+
+def _checks_data(method):
+    """``method(self, x, ...)`` that first checks ``x`` with ``self.check``: where data enters a model. A call from
+    inside another such method of the same model (``loss`` calling ``log_prob``) passes on what the outer call
+    checked, so each batch is checked once."""
+    @functools.wraps(method)
+    def checked(self, x, *args, **kwargs):
+        if self._inside_checked_call:
+            return method(self, x, *args, **kwargs)
+        x = self.check(x)
+        self._inside_checked_call = True
+        try:
+            return method(self, x, *args, **kwargs)
+        finally:
+            self._inside_checked_call = False
+
+    return checked
+
+
+def _keyword_options(method) -> list[str] | None:
+    """The names of the options ``method(self, n, ...)`` takes; ``None`` if it takes any (``**options``)."""
+    parameters = inspect.signature(method).parameters
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return None
+    return [name for name in parameters if name not in ("self", "n")]
+
+
+def check_options_of(method, options: dict, owner: str) -> dict:
+    """``options`` if ``method`` takes each of them as a keyword, else ``ValueError`` listing the ones it takes."""
+    accepted = _keyword_options(method)
+    unknown = [] if accepted is None else [name for name in options if name not in accepted]
+    if unknown:
+        raise ValueError(f"{owner} has no sampling option(s) {', '.join(unknown)}; its options are: "
+                         f"{', '.join(accepted) or 'none'}")
+    return options
+
+
+def _checks_count(method):
+    """``method(self, n, **options)`` that first checks the number of samples ``n`` with ``self.check_count`` and
+    that it takes each option (a ``ValueError`` listing its options, not Python's ``TypeError``)."""
+    @functools.wraps(method)
+    def checked(self, n, *args, **options):
+        check_options_of(method, options, self.model_name or type(self).__name__)
+        return method(self, self.check_count(n), *args, **options)
+
+    return checked
+
+
 class GenerativeModel(PlacedModule):
     """Base class: ``loss``, ``sample``, ``log_prob`` and ``save``, with the likelihood labelled honestly.
 
@@ -195,27 +289,24 @@ class GenerativeModel(PlacedModule):
 
     config: dict
 
+    _inside_checked_call: bool = False  # set while a method of DATA_METHODS runs on data it checked
+
     def __init_subclass__(cls, **kwargs):
-        """Wrap each subclass constructor so that the outermost call records its arguments in ``self.config``."""
+        """Wrap each subclass constructor so that the outermost call records its arguments in ``self.config``, and
+        each method of ``DATA_METHODS`` and ``SAMPLING_METHODS`` that the subclass defines so that it checks its
+        input first."""
         super().__init_subclass__(**kwargs)
-        if "__init__" not in cls.__dict__:
-            return
-        original_init = cls.__init__
-        signature = inspect.signature(original_init)
+        for name in DATA_METHODS:
+            if name in cls.__dict__:
+                setattr(cls, name, _checks_data(cls.__dict__[name]))
+        for name in SAMPLING_METHODS:
+            if name in cls.__dict__:
+                setattr(cls, name, _checks_count(cls.__dict__[name]))
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording_init(cls.__init__)
 
-        @functools.wraps(original_init)
-        def recording_init(self, *args, **kw):
-            if "config" not in self.__dict__:
-                bound = signature.bind(self, *args, **kw)
-                bound.apply_defaults()
-                arguments = dict(bound.arguments)
-                arguments.pop("self")
-                object.__setattr__(self, "config", _config(type(self), arguments))
-            original_init(self, *args, **kw)
-
-        cls.__init__ = recording_init
-
-    # -- the protocol -------------------------------------------------------------------------------------------
+    # -- the protocol (the methods of DATA_METHODS and SAMPLING_METHODS check their input, overridden or not) -----
+    @_checks_data
     def loss(self, x: Tensor, **condition) -> Losses:
         """Scalars to log; the key ``"loss"`` is minimised. ``condition`` holds ``labels=`` for class-conditional
         models (see ``n_classes``).
@@ -228,10 +319,12 @@ class GenerativeModel(PlacedModule):
         nll = -self.log_prob(x, **condition).mean()
         return {"loss": nll, "bpd": nll / (x[0].numel() * math.log(2))}
 
+    @_checks_count
     def sample(self, n: int, **options) -> Tensor:
         """``n`` samples in data space, following the data convention."""
         raise NotImplementedError
 
+    @_checks_data
     def log_prob(self, x: Tensor) -> Tensor:
         """Log-probability (or its lower bound, see ``likelihood``) of each example, shape ``(N,)``, in nats."""
         raise NotImplementedError(f"{type(self).__name__} has no likelihood (likelihood = None)")
@@ -256,10 +349,12 @@ class GenerativeModel(PlacedModule):
         """Called after each optimizer step of ``group`` (e.g. to clip a WGAN critic's weights); nothing by default."""
 
     # -- optional hooks (see OPTIONAL_HOOKS) ---------------------------------------------------------------------
+    @_checks_count
     def sample_with_log_prob(self, n: int, **options) -> tuple[Tensor, Tensor]:
         """``n`` samples and their log-density under the model, with gradients (reverse-KL fits)."""
         raise NotImplementedError(f"{type(self).__name__} does not give the density of its own samples")
 
+    @_checks_data
     def latent_codes(self, x: Tensor) -> Tensor:
         """A latent representation of each example, shape ``(N, *latent_shape)`` (latent-space pictures)."""
         raise NotImplementedError(f"{type(self).__name__} has no latent space")
@@ -276,18 +371,27 @@ class GenerativeModel(PlacedModule):
 
     # -- conveniences shared by every model ----------------------------------------------------------------------
     def check(self, x: Tensor) -> Tensor:
-        """Validate ``x`` against this model's ``shape`` and ``levels`` (see :func:`check_data`)."""
-        return check_data(x, tuple(self.config["shape"]), self.config.get("levels"))
+        """``x`` in this model's dtype and on its device (``x`` itself where they agree) if it is a batch of at least
+        one example that follows the data convention for the model's ``shape`` and ``levels`` (see
+        :func:`check_data`), else ``ValueError``."""
+        x = check_data(x, tuple(self.config["shape"]), self.config.get("levels"))
+        if len(x) == 0:
+            raise ValueError(f"x must hold at least one example, got an empty batch of shape {tuple(x.shape)}")
+        model = self._first_tensor()  # where the model's tensors are, in its dtype
+        placed = x.to(model.device, model.dtype)
+        if placed.dtype != x.dtype and not torch.isfinite(placed).all():
+            raise ValueError(f"x must hold values that {model.dtype} can represent (of size at most "
+                             f"{torch.finfo(model.dtype).max:.3g}), got values up to {x.abs().max().item():.3g}")
+        return placed
+
+    def check_count(self, n) -> int:
+        """``n`` if it is a number of samples that one call can draw (see :func:`check_sample_memory`), else
+        ``ValueError``."""
+        return check_sample_memory(check_sample_count(n), self.config["shape"], self.dtype, self.device)
 
     def check_sample_options(self, options: dict) -> dict:
         """``options`` if ``sample`` accepts each of them, else ``ValueError`` listing the ones it accepts."""
-        accepted = [name for name, parameter in inspect.signature(self.sample).parameters.items()
-                    if name != "n" and parameter.kind is not inspect.Parameter.VAR_KEYWORD]
-        unknown = [name for name in options if name not in accepted]
-        if unknown:
-            raise ValueError(f"{self.model_name or type(self).__name__} has no sampling option(s) "
-                             f"{', '.join(unknown)}; its options are: {', '.join(accepted) or 'none'}")
-        return options
+        return check_options_of(self.sample, options, self.model_name or type(self).__name__)
 
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory``."""

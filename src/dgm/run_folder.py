@@ -10,12 +10,17 @@
       logs/               csv-K/metrics.csv for each part K of a resumed run; tensorboard/
       metrics.json        written by evaluation
       *.png               pictures: samples.png and curves.png first
+      .lock               held by the process that trains the run (see RunFolder.owned)
 
 A folder is a run when it holds ``run.json``. Training (:mod:`dgm.training`), evaluation and pictures
 (:mod:`dgm.runs`) and the report (:mod:`dgm.report`) all reach these files through :class:`RunFolder`.
 """
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dgm.api import load
@@ -28,6 +33,11 @@ METRICS_FILE = "metrics.json"
 SAMPLES_PICTURE = "samples.png"
 CURVES_PICTURE = "curves.png"
 FIRST_PICTURES = (SAMPLES_PICTURE, CURVES_PICTURE)
+LOCK_FILE = ".lock"
+
+
+class RunInUse(ValueError):
+    """Another process is training the run in this folder."""
 
 
 class RunFolder:
@@ -62,6 +72,50 @@ class RunFolder:
 
     def is_run(self) -> bool:
         return (self.path / RUN_FILE).is_file()
+
+    def check_free_for_a_new_run(self) -> None:
+        """A new run may go into a folder that does not exist yet or is empty, nowhere else (``ValueError``)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"{self.path} is a file, not a folder; choose another output folder")
+        if self.is_run() or self.last_checkpoint.exists():
+            raise ValueError(f"{self.path} already holds a run; resume it (resume=True / --resume) or choose a new "
+                             "output folder")
+        if self.path.is_dir() and any(entry.name != LOCK_FILE for entry in self.path.iterdir()):
+            raise ValueError(f"{self.path} is not empty and holds no run; choose a new or empty output folder")
+
+    @contextmanager
+    def owned(self) -> Iterator[None]:
+        """Hold the folder for this process while the block runs; another process that tries meanwhile gets
+        :class:`RunInUse`, naming this process.
+
+        The hold is an OS lock (``flock``) on ``.lock``, which the OS releases when the process ends in any way,
+        ``kill -9`` included: a lock left by a dead process never blocks a later run. The file keeps the process id
+        of its last holder, for the message. The folder is created if it does not exist.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / LOCK_FILE, "a+") as lock:
+            self._hold(lock, fcntl.LOCK_EX)
+            lock.truncate(0)
+            lock.write(f"{os.getpid()}\n")
+            lock.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def check_not_in_use(self) -> None:
+        """:class:`RunInUse` if a process holds the folder (:meth:`owned`); creates nothing."""
+        if (self.path / LOCK_FILE).is_file():
+            with open(self.path / LOCK_FILE) as lock:
+                self._hold(lock, fcntl.LOCK_SH)
+
+    def _hold(self, lock, kind: int) -> None:
+        try:
+            fcntl.flock(lock, kind | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise RunInUse(f"{self.path} is in use: process {lock.read().strip() or '?'} is training this run; "
+                           "wait for it to end or choose another output folder") from None
 
     def csv_logs(self) -> list[Path]:
         """The CSV logs of the run, one per training part (a resumed run adds a part), in order."""

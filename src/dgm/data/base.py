@@ -9,7 +9,8 @@ from typing import Any
 from torch import Tensor
 
 from dgm.core import check_data
-from dgm.registry import DATASET_DESCRIPTIONS, DATASETS, import_modules
+from dgm.registry import (DATASET_DESCRIPTIONS, DATASETS, check_options, describe_options, import_modules,
+                          options_of, unknown_name)
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,17 @@ class Data:
 
 
 def load(name: str, **options) -> Data:
-    """Build the registered data set ``name``; ``options`` are passed to its factory."""
+    """Build the registered data set ``name``; ``options`` are passed to its factory, whose arguments they must be
+    (see :func:`dgm.registry.check_options`)."""
     _import_data_modules()
     if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; known data sets: {', '.join(sorted(DATASETS))}")
+        raise unknown_name("data set", name, DATASETS)
+    owner, accepted = f"data set {name!r}", options_of(DATASETS[name])
     try:
-        data = DATASETS[name](**options)
-    except TypeError as error:  # an option the data set does not have
-        raise ValueError(f"data set {name!r} cannot be built with options {options}: {error}") from error
+        data = DATASETS[name](**check_options(owner, accepted, options))
+    except TypeError as error:  # e.g. root=3 where a path is expected
+        raise ValueError(f"{owner} cannot be built from {options}: {error}; its arguments are: "
+                         f"{describe_options(accepted)}") from error
     return replace(data, name=name, options=dict(options))
 
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgm.core import check_data, check_sample_count
+from dgm.core import check_data, check_integer, check_sample_count
 from dgm.data.base import Data
 from dgm.data.toy2d import FLOAT, Bounds, grid as midpoint_grid
 from dgm.registry import register_dataset
@@ -197,6 +197,8 @@ def _register_energy_data(name: str) -> None:
     def factory(n_train: int = 20000, n_test: int = 20000, seed: int = 0) -> Data:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
+        check_integer(n_train, "n_train", 1)
+        check_integer(n_test, "n_test", 1)
         distribution = target(name)
         train = distribution.sample(n_train, torch.Generator().manual_seed(2 * seed))
         test = distribution.sample(n_test, torch.Generator().manual_seed(2 * seed + 1))

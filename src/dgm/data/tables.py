@@ -122,6 +122,7 @@ def image_density() -> DiscreteTable:
 
 @register_dataset("image-density-60", "Seminar 2's 2D discrete density: (row, col) pairs from a 60x60 picture, 80/20")
 def _image_density_data(count: int = 20000, seed: int = 0) -> Data:
+    check_integer(count, "count", 1)
     check_integer(seed, "seed", 0)
     table = image_density()
     outcomes = table.sample(count, torch.Generator().manual_seed(seed))

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dgm.core import check_data, check_sample_count
+from dgm.core import check_data, check_integer, check_sample_count
 from dgm.data.base import Data
 from dgm.registry import register_dataset
 
@@ -487,6 +487,8 @@ def toy_data(name: str, distribution: Toy2D, n_train: int = 20000, n_test: int =
     """Fresh train and test draws of ``distribution`` with the seeds ``2·seed`` and ``2·seed + 1``."""
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an integer, got {seed!r}")
+    check_integer(n_train, "n_train", 1)
+    check_integer(n_test, "n_test", 1)
     train, train_labels = distribution.sample_labelled(n_train, torch.Generator().manual_seed(2 * seed))
     test, test_labels = distribution.sample_labelled(n_test, torch.Generator().manual_seed(2 * seed + 1))
     return Data(name, train, test, levels=None, train_labels=train_labels, test_labels=test_labels,
@@ -502,8 +504,19 @@ def _toy(name: str, description: str):
         def factory(n_train: int = 20000, n_test: int = 20000, seed: int = 0, **options) -> Data:
             return toy_data(name, distribution(name, **options), n_train, n_test, seed)
 
+        factory.__signature__ = _with_options(factory, build)
         return build
     return decorate
+
+
+def _with_options(factory: Callable[..., Data], build: Callable[..., Toy2D]) -> inspect.Signature:
+    """The signature of a toy's data-set ``factory`` with its ``**options`` spelled out as the options of ``build``:
+    the arguments that ``dgm.data.load`` checks and lists."""
+    own = [parameter for parameter in inspect.signature(factory).parameters.values()
+           if parameter.kind is not inspect.Parameter.VAR_KEYWORD]
+    options = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+               for parameter in inspect.signature(build).parameters.values()]
+    return inspect.Signature(own + options)
 
 
 @functools.cache

@@ -163,7 +163,7 @@ class DequantizedFlow(GenerativeModel):
     def log_prob(self, x: Tensor, samples: int = 1) -> Tensor:
         """The importance-weighted bound ``L_K`` with ``K = samples`` draws of the dequantizer, a lower bound on
         ``log P(x)`` that rises to it as ``K`` grows (module docstring), shape ``(N,)``."""
-        return importance_weighted_bound(self._log_weights, self.check(x), samples)
+        return importance_weighted_bound(self._log_weights, x, samples)
 
     def loss(self, x: Tensor) -> dict[str, Tensor]:
         """The negative bound ``−L_1`` in nats per example (Flow++ eq. 12), also logged in bits per dimension."""
@@ -179,5 +179,5 @@ class DequantizedFlow(GenerativeModel):
 
     def latent_codes(self, x: Tensor) -> Tensor:
         """The latent ``z = f(y)`` of a dequantized copy ``y`` of each example."""
-        y, _ = self.dequantizer(self.check(x), self.levels)
+        y, _ = self.dequantizer(x, self.levels)
         return self.flow(y)[0]

@@ -22,6 +22,8 @@ Evaluation"): :func:`clean_resize`.
 from __future__ import annotations
 
 import importlib.util
+import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,18 +33,24 @@ from torch import Tensor
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from dgm.checkpoint import load_weights
 from dgm.distributions.codec import to_8bit_scale
 from dgm.metrics.classifier import load_digit_classifier
 from dgm.nn.inception import InceptionV3, from_torchscript_state
 
 INCEPTION_SIZE = 299
+PYTORCH_FID_WEIGHTS = "pytorch-fid's InceptionV3 state dict (pt_inception-2015-12-05-6726825d.pth)"
 RESIZERS = ("bilinear", "clean")
 
 
 def to_pixels(images) -> Tensor:
     """``(N, H, W)`` or ``(N, C, H, W)`` images, uint8 or floats in [0, 1] (array or tensor) → float pixels
     ``(N, C, H, W)`` in 0..255."""
-    images = torch.as_tensor(np.asarray(images)) if not isinstance(images, Tensor) else images
+    if not isinstance(images, Tensor):
+        images = np.asarray(images)
+        if images.dtype.kind not in "biuf":  # strings, objects, complex numbers
+            raise ValueError(f"images must be uint8 or floats in [0, 1], got dtype {images.dtype}")
+        images = torch.as_tensor(images)
     if images.dim() == 3:
         images = images[:, None]
     if images.dim() != 4 or images.shape[1] not in (1, 3):
@@ -109,14 +117,19 @@ def load_inception(weights: str | Path | None = None) -> InceptionV3:
     if weights is None:
         return from_torchscript_state(load_torchscript_inception().state_dict())
     path = Path(weights)
-    if not path.exists():
-        raise FileNotFoundError(f"Inception weights {path} do not exist")
-    model = InceptionV3()
+    if not path.is_file():
+        raise FileNotFoundError(f"Inception weights {path} do not exist (or are not a file)")
     try:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except (RuntimeError, ValueError) as error:  # wrong keys or shapes, or not a state dict
-        raise ValueError(f"{path} is not pytorch-fid's InceptionV3 state dict "
-                         f"(pt_inception-2015-12-05-6726825d.pth): {error}") from None
+        with warnings.catch_warnings():  # torch's warnings about a file that it then refuses
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError) as error:  # what torch.load raises on junk
+        raise ValueError(f"{path} is not {PYTORCH_FID_WEIGHTS}: torch.load cannot read it as tensors "
+                         f"({type(error).__name__}; a TorchScript file or a pickle of objects is refused)") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not {PYTORCH_FID_WEIGHTS}: it holds a {type(state).__name__}, not a dict")
+    model = InceptionV3()
+    load_weights(model, state, str(path), PYTORCH_FID_WEIGHTS)
     return model.eval()
 
 

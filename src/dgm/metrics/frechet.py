@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 from torch import Tensor
 
-from dgm.checkpoint import atomic_write, read_weights
+from dgm.checkpoint import read_weights, write_tensors
 
 FLOAT = torch.float64
 
@@ -125,7 +124,7 @@ class GaussianStatistics:
         """Write the statistics to a safetensors file (atomically)."""
         tensors = {"mean": self.mean.contiguous(), "squares": self.squares.contiguous(),
                    "count": torch.tensor(self.count)}
-        atomic_write(Path(path), lambda temporary: save_file(tensors, temporary))
+        write_tensors(Path(path), tensors)
 
     @classmethod
     def load(cls, path) -> "GaussianStatistics":

@@ -44,15 +44,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from dgm.checkpoint import CheckpointError, atomic_write, read_weights
+from dgm.checkpoint import CheckpointError, read_weights, write_tensors
 from dgm.core import check_integer, sample_labels
 from dgm.metrics.features import (RESIZERS, DigitFeatures, FeatureExtractor, InceptionFeatures, RawFeatures,
                                   data_pixels, to_pixels)
@@ -76,6 +77,8 @@ def metric_name(measure: str, space: str) -> str:
 METRICS = tuple(metric_name(measure, space) for space in SPACES for measure in MEASURES
                 if not (measure == "is" and space == "raw")) + ("modes",)
 INCEPTION_METRICS = tuple(name for name in METRICS if "-" not in name and name != "modes")
+MODES_DATA = "8gaussians, 8gaussians-hw5, 25gaussians"  # the data sets with known mixture modes
+GREY_16BIT = ("I;16", "I;16B", "I;16L", "I")  # PIL's modes of a 16-bit grey PNG
 UNKNOWN_HINT = ("a bare name is measured on Inception features, as in papers; -digits on dgm's digit classifier "
                 "(28x28 grey images); -raw on the data vectors")
 
@@ -173,6 +176,16 @@ class SampleQuality:
         self.banks: dict[str, list[Tensor]] = {"real": [], "fake": []}
         self.probabilities: list[Tensor] = []
 
+    def check_counts(self, n_real: int, n_fake: int) -> None:
+        """Refuse sample counts too small for the metrics, before any feature is computed."""
+        options = self.options
+        least = {"fid": 2, "kid": 2, "pr": options["pr_k"] + 1, "dc": options["dc_k"] + 1, "is": options["is_splits"],
+                 "modes": 1}
+        short = [f"{name} needs at least {least[measure]}" for name, measure in zip(self.metrics, self.measures)
+                 if (n_fake if measure in ("is", "modes") else min(n_real, n_fake)) < least[measure]]
+        if short:
+            raise ValueError(f"too few samples ({n_real} real, {n_fake} generated): {'; '.join(short)}")
+
     def update(self, samples: Tensor, real: bool) -> "SampleQuality":
         """Add a batch of real or generated samples (pixels 0..255, or vectors for raw features)."""
         return self.update_features(self.extractor.features(samples), real)
@@ -226,9 +239,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DGM_CACHE") or Path.home() / ".cache" / "dgm")
 
 
-def check_space(space: str, shape: tuple[int, ...]) -> None:
-    """Refuse a feature space that does not apply to samples of ``shape``, naming the metrics that would."""
+def check_space(space: str, shape: tuple[int, ...], metrics=()) -> None:
+    """Refuse a feature space that does not apply to samples of ``shape``, naming ``metrics`` (those asked for in
+    it), why, and the metrics that would apply."""
     shape = tuple(shape)
+    try:
+        _check_space(space, shape)
+    except ValueError as error:
+        raise ValueError(f"{', '.join(metrics)} cannot be measured on these samples: {error}" if metrics
+                         else str(error)) from None
+
+
+def _check_space(space: str, shape: tuple[int, ...]) -> None:
     if space == "digits" and shape != (1, 28, 28):
         raise ValueError(f"the -digits metrics use dgm's digit classifier, which takes 28x28 grey images; got samples "
                          f"of shape {shape}" + ("; on images use the Inception metrics (fid, kid, pr, dc)"
@@ -282,13 +304,16 @@ def default_metrics(shape: tuple[int, ...], modes: bool = False, inception_weigh
 
 
 def check_request(shape: tuple[int, ...], metrics, inception_weights: str | Path | None = None,
-                  resize: str = "bilinear") -> tuple[str, ...]:
-    """``metrics`` checked as names, against the options and against samples of ``shape`` (what can be checked
-    before any network is loaded or any sample drawn)."""
+                  resize: str = "bilinear", modes: bool = False) -> tuple[str, ...]:
+    """``metrics`` checked as names, against the options and against samples of ``shape`` from data whose mixture
+    modes are known (``modes``) or not: what can be checked before any network is loaded or any sample drawn."""
     metrics = check_metrics(metrics)
     check_inception_options(metrics, inception_weights, resize)
     for space in dict.fromkeys(metric_space(name) for name in metrics):
-        check_space(space, shape)
+        check_space(space, shape, [name for name in metrics if metric_space(name) == space])
+    if "modes" in metrics and not modes:
+        raise ValueError(f"modes cannot be measured on these samples: it counts the modes of a Gaussian mixture, "
+                         f"known only for data drawn from one ({MODES_DATA})")
     return metrics
 
 
@@ -297,11 +322,8 @@ def quality_meters(shape: tuple[int, ...], metrics, inception_weights: str | Pat
                    modes: tuple[Tensor, float] | None = None) -> list[SampleQuality]:
     """One :class:`SampleQuality` per feature space that ``metrics`` name, for samples of ``shape``; every name and
     option is checked before any network is loaded."""
-    metrics = check_request(shape, metrics, inception_weights, resize)
+    metrics = check_request(shape, metrics, inception_weights, resize, modes=modes is not None)
     spaces = list(dict.fromkeys(metric_space(name) for name in metrics))
-    if "modes" in metrics and modes is None:
-        raise ValueError("the modes metric applies to data drawn from a Gaussian mixture with known modes "
-                         "(8gaussians, 8gaussians-hw5, 25gaussians)")
     return [SampleQuality(extractor_for(space, shape, inception_weights, resize),
                           [name for name in metrics if metric_space(name) == space], max_features=max_features,
                           modes=modes if space == "raw" else None)
@@ -341,7 +363,7 @@ def reference_features(data, extractor: FeatureExtractor, split: str = "test", n
     except (CheckpointError, KeyError):
         pass
     features = extractor.features(as_extractor_input(examples, data), progress=progress).contiguous()
-    atomic_write(path, lambda temporary: save_file({"features": features}, temporary))
+    write_tensors(path, {"features": features})
     return features
 
 
@@ -366,6 +388,8 @@ def model_quality(model, data, metrics=None, n: int = 1000, batch_size: int = 50
             raise ValueError(f"no sample-quality metric applies by default to data of shape {tuple(data.shape)}")
     meters = quality_meters(data.shape, metrics, inception_weights, resize, max_features=n, modes=modes)
     for meter in meters:
+        meter.check_counts(min(n, len(data.test)), n)
+    for meter in meters:
         meter.update_features(reference_features(data, meter.extractor, "test", n, progress=progress), real=True)
     samples = generated_samples(model, n, batch_size, progress=progress)
     for meter in meters:
@@ -376,31 +400,69 @@ def model_quality(model, data, metrics=None, n: int = 1000, batch_size: int = 50
 
 # -- two sets of image files --------------------------------------------------------------------------------------
 
-def read_image_set(path: str | Path) -> Tensor:
-    """Pixels ``(N, C, H, W)`` (0..255) of a folder of PNG images (grey or RGB, one size) or of a ``.npz`` file
-    holding one array of images ``(N, H, W)`` or ``(N, C, H, W)``, uint8 or floats in [0, 1]."""
-    path = Path(path)
-    if path.is_dir():
-        from PIL import Image
-        files = sorted(path.glob("*.png"))
-        if not files:
-            raise ValueError(f"{path} holds no .png images")
-        images = []
-        for file in files:
-            with Image.open(file) as image:
-                images.append(np.asarray(image if image.mode == "L" else image.convert("RGB")))
-        if len({image.shape for image in images}) > 1:
-            raise ValueError(f"the images of {path} differ in size or channels; give images of one shape")
-        array = np.stack(images)
-        return to_pixels(array if array.ndim == 3 else array.transpose(0, 3, 1, 2))
-    if path.suffix != ".npz":
-        raise ValueError(f"{path} must be a folder of .png images or a .npz file")
+def read_png(file: Path) -> np.ndarray:
+    """The pixels of one image file, uint8: ``(H, W)`` for grey images (16-bit grey scaled to 8 bits, rounded),
+    ``(H, W, 3)`` for every other mode (converted to RGB)."""
+    from PIL import Image
+    try:
+        with Image.open(file) as image:
+            if image.mode in GREY_16BIT:
+                pixels = np.asarray(image).astype(np.float64)
+            else:
+                return np.asarray(image if image.mode == "L" else image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:  # PIL's errors of a bad file
+        raise ValueError(f"{file} is not a readable image ({error})") from None
+    if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
+        raise ValueError(f"{file} holds grey values outside 0..65535, not a 16-bit image")
+    return np.round(pixels * (255 / 65535)).astype(np.uint8)
+
+
+def read_png_folder(path: Path) -> np.ndarray:
+    """The images of a folder that holds only ``.png`` files (hidden files aside), ``(N, H, W)`` or
+    ``(N, H, W, 3)`` uint8; any other file is refused, so no image is silently left out."""
+    files = sorted(file for file in path.iterdir() if not file.name.startswith("."))
+    others = [file for file in files if file.suffix.lower() != ".png" or not file.is_file()]
+    if others:
+        raise ValueError(f"{path} must hold only .png images, it also holds {others[0].name}")
+    if not files:
+        raise ValueError(f"{path} holds no .png images")
+    images = [read_png(file) for file in files]
+    if len({image.shape for image in images}) > 1:
+        raise ValueError(f"the images of {path} differ in size or channels; give images of one shape")
+    return np.stack(images)
+
+
+def read_npz_images(path: Path) -> np.ndarray:
+    """The one array of the ``.npz`` file ``path``."""
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
-    with np.load(path, allow_pickle=False) as arrays:
-        if len(arrays.files) != 1:
-            raise ValueError(f"{path} must hold exactly one array of images, it holds {arrays.files}")
-        return to_pixels(arrays[arrays.files[0]])
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a .npz file (not a zip archive of arrays)")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            contents = {name: arrays[name] for name in arrays.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:  # numpy's errors of a bad file
+        raise ValueError(f"{path} is not a readable .npz file ({error})") from None
+    if len(contents) != 1:
+        raise ValueError(f"{path} must hold exactly one array of images, it holds {list(contents)}")
+    return next(iter(contents.values()))
+
+
+def read_image_set(path: str | Path) -> Tensor:
+    """Pixels ``(N, C, H, W)`` (0..255) of a folder of PNG images (grey, 16-bit grey or RGB, one size) or of a
+    ``.npz`` file holding one array of images ``(N, H, W)`` or ``(N, C, H, W)``, uint8 or floats in [0, 1]."""
+    path = Path(path)
+    if path.is_dir():
+        array = read_png_folder(path)
+        array = array if array.ndim == 3 else array.transpose(0, 3, 1, 2)
+    elif path.suffix == ".npz":
+        array = read_npz_images(path)
+    else:
+        raise ValueError(f"{path} must be a folder of .png images or a .npz file")
+    try:
+        return to_pixels(array)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def compare_image_sets(real: str | Path, fake: str | Path, metrics=None,
@@ -416,6 +478,8 @@ def compare_image_sets(real: str | Path, fake: str | Path, metrics=None,
     metrics = default_metrics(shape, inception_weights=inception_weights) if metrics is None else metrics
     meters = quality_meters(shape, metrics, inception_weights, resize,
                             max_features=max(len(real_pixels), len(fake_pixels)))
+    for meter in meters:
+        meter.check_counts(len(real_pixels), len(fake_pixels))
     for meter in meters:
         meter.update_features(meter.extractor.features(real_pixels, progress=progress), real=True)
         meter.update_features(meter.extractor.features(fake_pixels, progress=progress), real=False)

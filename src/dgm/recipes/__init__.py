@@ -5,6 +5,8 @@ from importlib import resources
 
 import yaml
 
+from dgm.registry import unknown_name
+
 RECIPE_KEYS = {"description", "model", "data", "data_options", "model_options", "train"}
 
 
@@ -21,7 +23,7 @@ def _names() -> list[str]:
 def load_recipe(name: str) -> dict:
     """The recipe ``name`` as a dictionary with every key of ``RECIPE_KEYS``."""
     if name not in _names():
-        raise ValueError(f"unknown recipe {name!r}; known recipes: {', '.join(_names())}")
+        raise unknown_name("recipe", name, _names())
     recipe = yaml.safe_load(resources.files(__package__).joinpath(f"{name}.yaml").read_text())
     unknown = set(recipe) - RECIPE_KEYS
     if unknown or not {"description", "model", "data"} <= set(recipe):

@@ -1,7 +1,9 @@
-"""Callbacks of the dgm trainer: random state in checkpoints, model export, epoch checkpoints."""
+"""Callbacks of the dgm trainer: random state in checkpoints, model export, epoch checkpoints, Ctrl-C."""
 from __future__ import annotations
 
 import random
+import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +14,36 @@ from dgm.checkpoint import save_model
 
 
 class RandomState(Callback):
-    """Saves the Python, NumPy and torch generator states with each checkpoint and restores them on resume, so
-    that the noise drawn after a resume (dequantization, latents, dropout) is the noise of an uninterrupted run."""
+    """Saves the Python, NumPy and torch (CPU and CUDA) generator states with each checkpoint and restores them on
+    resume, so that the noise drawn after a resume (dequantization, latents, dropout) is the noise of an
+    uninterrupted run.
+
+    Validation may draw from the same generators (a test loss that dequantizes) but leaves them as they were: the
+    weights a run ends with do not depend on whether, when or on how much it was evaluated, and a run stopped where
+    an uninterrupted one would not have evaluated (Ctrl-C, ``max_time`` within an epoch) still resumes exactly.
+    """
 
     def state_dict(self) -> dict:
         numpy_state = np.random.get_state()
-        return {"python": random.getstate(), "torch": torch.get_rng_state(),
-                "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]]}
+        state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+                 "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]]}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         random.setstate(state["python"])
         torch.set_rng_state(state["torch"])
         name, keys, *rest = state["numpy"]
         np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._before_validation = self.state_dict()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self.load_state_dict(self._before_validation)
 
 
 class ExportModel(Callback):
@@ -52,4 +71,44 @@ class EpochCheckpoint(ModelCheckpoint):
 
     def __init__(self, directory: Path):
         super().__init__(dirpath=directory, filename="epoch{epoch:04d}", auto_insert_metric_name=False,
-                         save_last=True, save_top_k=-1, every_n_epochs=1, save_on_train_epoch_end=True)
+                         save_last=True, save_top_k=-1, every_n_epochs=1, save_on_train_epoch_end=True,
+                         enable_version_counter=False)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore nothing: without a monitored metric the state holds only absolute paths of the folder the
+        checkpoint was written in. A run folder that was moved or copied must write its checkpoints where it now
+        is, over its own ``last.safetensors`` (Lightning would keep the old paths and write ``last-v1``, which no
+        later resume reads)."""
+
+
+class StopOnInterrupt(Callback):
+    """The first Ctrl-C (SIGINT) stops training after the current batch, as if the run had reached its end: the
+    epoch checkpoint is written at that step (a resume from it is exact) and ``fit`` returns with
+    ``interrupted`` set. A second Ctrl-C interrupts at once (Lightning's own handling, which saves nothing)."""
+
+    def __init__(self):
+        self.interrupted = False
+        self._previous_handler = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            self._previous_handler = signal.signal(signal.SIGINT, self._ask_to_stop)
+
+    def _ask_to_stop(self, signum, frame) -> None:
+        self.interrupted = True
+        signal.signal(signal.SIGINT, self._previous_handler)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if self.interrupted:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._restore_handler()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self._restore_handler()
+
+    def _restore_handler(self) -> None:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None

@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from dgm.training.progress import batches_per_epoch
+
 
 class _Examples(Dataset):
     """A tensor of examples, with their labels where given, that hands out whole batches at once (no per-example
@@ -44,10 +46,7 @@ class ShuffledBatches:
                  trained: Callable[[], int]):
         self.n_examples, self.batch_size, self.seed = n_examples, batch_size, seed
         self.rank, self.world_size, self.trained = rank, world_size, trained
-        self.batches_per_pass = n_examples // (batch_size * world_size)
-        if self.batches_per_pass == 0:
-            raise ValueError(f"batch size {batch_size} is larger than the training set "
-                             f"({n_examples} examples for {world_size} process(es))")
+        self.batches_per_pass = batches_per_epoch(n_examples, batch_size, world_size)
 
     def __len__(self) -> int:
         return self.batches_per_pass
@@ -80,4 +79,7 @@ class DataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         sampler = DistributedSampler(self.test_subset, num_replicas=self.trainer.world_size,
                                      rank=self.trainer.global_rank, shuffle=False, drop_last=True)
-        return DataLoader(self.test_subset, batch_size=self.batch_size, sampler=sampler, collate_fn=_batch_as_is)
+        # a generator of its own: a DataLoader draws a seed from its generator each time it is iterated, and the
+        # global one is the training's (see dgm.training.callbacks.RandomState)
+        return DataLoader(self.test_subset, batch_size=self.batch_size, sampler=sampler, collate_fn=_batch_as_is,
+                          generator=torch.Generator())

@@ -7,36 +7,48 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning.pytorch as L
-from lightning.pytorch.callbacks import EMAWeightAveraging
+from lightning.pytorch.callbacks import EMAWeightAveraging, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
-from dgm.checkpoint import SafetensorsCheckpointIO
+from dgm.checkpoint import CheckpointError, SafetensorsCheckpointIO, load_state, weights_mismatch
 from dgm.core import GenerativeModel
 from dgm.data.base import Data, load
 from dgm.objectives import ReverseKL
-from dgm.run_folder import RunFolder
-from dgm.training.callbacks import EpochCheckpoint, ExportModel, RandomState
+from dgm.run_folder import RUN_FILE, RunFolder
+from dgm.training.callbacks import EpochCheckpoint, ExportModel, RandomState, StopOnInterrupt
 from dgm.training.data import DataModule
 from dgm.training.module import TrainingModule
+from dgm.training.progress import Progress, StopCondition, batches_per_epoch, resume_plan
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
 warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
+# Training batches follow the trainer's batch count (dgm.training.data.ShuffledBatches), so a mid-epoch resume is exact
+warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
 
 
 @dataclass
 class Run:
-    """What ``fit`` returns: the run folder, the trained model (EMA weights if EMA was on) and this process's rank."""
+    """What ``fit`` returns: the run folder, the trained model (EMA weights if EMA was on), this process's rank,
+    the seconds this call trained, and whether a Ctrl-C stopped it before its end."""
 
     directory: Path
     model: GenerativeModel
     rank: int
     seconds: float
+    interrupted: bool = False
+    step: int = 0
+
+
+class TrainingInterrupted(RuntimeError):
+    """A second Ctrl-C stopped training at once; the run keeps its last checkpoint."""
 
 
 def seed_everything(seed: int) -> None:
@@ -57,14 +69,6 @@ def _check_options(ema_decay: float | None, **positive) -> None:
         raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
 
 
-def _stop_condition(max_epochs, max_steps, max_time) -> dict:
-    if max_epochs is None and max_steps is None and max_time is None:
-        max_epochs = 10
-    return {"max_epochs": -1 if max_epochs is None else max_epochs,
-            "max_steps": -1 if max_steps is None else max_steps,
-            "max_time": None if max_time is None else {"seconds": float(max_time)}}
-
-
 def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None, *,
         max_epochs: int | None = None, max_steps: int | None = None, max_time: float | None = None,
         batch_size: int = 128, lr: float = 1e-3, lr_schedule: str = "constant", grad_clip: float | None = None,
@@ -73,16 +77,23 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
         anneal_steps: int = 0, resume: bool = False, progress: bool = True, callbacks: list | tuple = ()) -> Run:
     """Train ``model`` on ``data`` and return the :class:`Run`.
 
-    Stops after ``max_epochs``, ``max_steps`` optimizer steps or ``max_time`` seconds, whichever comes first
-    (10 epochs when none is given). ``ema_decay`` keeps an exponential moving average of the weights, used for
-    evaluation and export. ``resume=True`` continues the run in ``out`` from its last checkpoint, exactly as if it
-    had not stopped. ``objective="reverse_kl"`` fits a flow to the energy of the data set (``energy-u1`` …) by
-    reverse KL instead of the model's own objective, annealed over ``anneal_steps`` batches (:mod:`dgm.objectives`).
-    ``accelerator``, ``devices`` and ``strategy`` are Lightning's (``"auto"`` takes a GPU when
-    there is one; ``strategy="ddp"`` for distributed data parallel); ``callbacks`` are extra Lightning callbacks.
-    ``eval_batches`` limits the test batches evaluated at each epoch end (all by default). A stop by ``max_time``
-    within an epoch skips the test evaluation Lightning would run there: the final evaluation of the run
-    (:func:`dgm.runs.evaluate_run`) follows.
+    Stops after ``max_epochs``, ``max_steps`` optimizer steps or ``max_time`` seconds of training in all,
+    whichever comes first (10 epochs when none is given). ``ema_decay`` keeps an exponential moving average of the
+    weights, used for evaluation and export. ``resume=True`` continues the run in ``out`` from its last checkpoint,
+    exactly as if it had not stopped, to the stop condition given now (one it has already reached is refused); it
+    prints where it starts and ends. ``objective="reverse_kl"`` fits a flow to the energy of the data set
+    (``energy-u1`` …) by reverse KL instead of the model's own objective, annealed over ``anneal_steps`` batches
+    (:mod:`dgm.objectives`). ``accelerator``, ``devices`` and ``strategy`` are Lightning's (``"auto"`` takes a GPU
+    when there is one; ``strategy="ddp"`` for distributed data parallel); ``callbacks`` are extra Lightning
+    callbacks. ``eval_batches`` limits the test batches evaluated at each epoch end (all by default). A stop by
+    ``max_time`` within an epoch skips the test evaluation Lightning would run there: the final evaluation of the
+    run (:func:`dgm.runs.evaluate_run`) follows.
+
+    The run folder is held by this process while it trains (:meth:`RunFolder.owned`): a second training of the
+    same folder is refused. Every option, the data and the checkpoint to resume from are checked before the folder
+    is touched, so a refused run leaves it as it was. A new run needs a new or empty folder. A Ctrl-C stops after
+    the current batch with a checkpoint at that step (``Run.interrupted``); a second one stops at once
+    (:class:`TrainingInterrupted`).
     """
     data = load(data) if isinstance(data, str) else data
     if tuple(model.config["shape"]) != data.shape or model.config.get("levels") != data.levels:
@@ -93,8 +104,9 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
                    grad_clip=grad_clip, ema_decay=ema_decay, eval_batches=eval_batches)
     if lr_schedule == "cosine" and max_steps is None and max_epochs is None:
         raise ValueError("lr_schedule='cosine' needs max_steps or max_epochs (max_time alone is open-ended)")
+    epoch_batches = batches_per_epoch(len(data.train), batch_size, devices)
     folder = RunFolder(out if out is not None else _default_directory(model, data))
-    checkpoint = _checkpoint_to_resume(folder, resume)
+    stop = StopCondition(max_epochs, max_steps, max_time)
     options = {"max_epochs": max_epochs, "max_steps": max_steps, "max_time": max_time, "batch_size": batch_size,
                "lr": lr, "lr_schedule": lr_schedule, "grad_clip": grad_clip, "ema_decay": ema_decay,
                "seed": seed, "accelerator": accelerator, "devices": devices, "strategy": strategy,
@@ -106,31 +118,59 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
     module = TrainingModule(model, lambda indices: build(indices), lr=lr, lr_schedule=lr_schedule,
                             grad_clip=grad_clip,
                             train_labels=None if labels is None else lambda indices: labels[indices],
-                            objective=_objective(model, data, objective, anneal_steps))
+                            objective=_objective(model, data, objective, anneal_steps), stop=stop)
     datamodule = DataModule(len(data.train), data.test, batch_size=batch_size, seed=seed, eval_batches=eval_batches,
                             test_labels=None if labels is None else data.test_labels)
     ema = [] if ema_decay is None else [EMAWeightAveraging(decay=ema_decay)]
-    callbacks = [RandomState(), *ema, ExportModel(folder.path), EpochCheckpoint(folder.checkpoints), *callbacks]
+    interrupt = StopOnInterrupt()
+    callbacks = [RandomState(), *ema, ExportModel(folder.path), EpochCheckpoint(folder.checkpoints),
+                 Timer(duration=None if max_time is None else {"seconds": float(max_time)}), interrupt, *callbacks]
     trainer = _trainer(folder, callbacks, several_optimizers=len(module.groups) > 1, progress=progress,
-                       accelerator=accelerator, devices=devices, strategy=strategy,
-                       **_stop_condition(max_epochs, max_steps, max_time))
+                       accelerator=accelerator, devices=devices, strategy=strategy, **stop.trainer_options())
 
+    launching = _launching_process()
+    if launching:
+        folder.check_not_in_use()
+        checkpoint = _checkpoint_to_resume(folder, resume, model, stop, epoch_batches, lr_schedule)
+    else:  # a process of Lightning's DDP launcher: the launching process has checked the folder and holds it
+        checkpoint = folder.last_checkpoint if resume and folder.last_checkpoint.exists() else None
+    with folder.owned() if launching else nullcontext():
+        if launching and not resume:
+            folder.check_free_for_a_new_run()  # again: another process may have started a run meanwhile
+        if trainer.is_global_zero:
+            folder.forget_metrics()  # the evaluation of the model before this training
+            previous = folder.read_record() if checkpoint else {}
+            folder.write_record({"model": model.model_name, "data": data.name, "data_options": data.options,
+                                 "train": options, "seconds": previous.get("seconds", 0.0)})
+            if checkpoint is None:
+                model.save(folder.path)  # the initial weights: a run stopped before its first checkpoint restarts
+        model.train()
+        started = time.perf_counter()
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+        except SystemExit:  # Lightning's answer to a second Ctrl-C
+            _add_seconds(folder, time.perf_counter() - started, trainer)
+            raise TrainingInterrupted(f"training interrupted at step {trainer.global_step}; the run continues from "
+                                      f"its last checkpoint with: dgm train --resume {folder.path}") from None
+        seconds = time.perf_counter() - started
+        model.eval()
+        if trainer.is_global_zero:
+            model.save(folder.path)
+            _add_seconds(folder, seconds, trainer)
+    return Run(folder.path, model, trainer.global_rank, seconds, interrupt.interrupted, trainer.global_step)
+
+
+def _launching_process() -> bool:
+    """Whether this is the process that was started (rank 0), not one that Lightning's DDP launcher started: only
+    the first holds the run folder."""
+    return rank_zero_only.rank == 0
+
+
+def _add_seconds(folder: RunFolder, seconds: float, trainer: L.Trainer) -> None:
     if trainer.is_global_zero:
-        folder.forget_metrics()  # the evaluation of the model before this training
-        previous = folder.read_record() if checkpoint else {}
-        folder.write_record({"model": model.model_name, "data": data.name, "data_options": data.options,
-                             "train": options, "seconds": previous.get("seconds", 0.0)})
-    model.train()
-    started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
-    seconds = time.perf_counter() - started
-    model.eval()
-    if trainer.is_global_zero:
-        model.save(folder.path)
         record = folder.read_record()
         record["seconds"] += seconds
         folder.write_record(record)
-    return Run(folder.path, model, trainer.global_rank, seconds)
 
 
 def _class_labels(model: GenerativeModel, data: Data) -> Tensor | None:
@@ -172,13 +212,29 @@ def _trainer(folder: RunFolder, callbacks: list, several_optimizers: bool, progr
         **options)
 
 
-def _checkpoint_to_resume(folder: RunFolder, resume: bool) -> Path | None:
+def _checkpoint_to_resume(folder: RunFolder, resume: bool, model: GenerativeModel, stop: StopCondition,
+                          epoch_batches: int, lr_schedule: str) -> Path | None:
+    """The checkpoint a resumed run starts from, checked to load, to fit the model and to leave something to train
+    (the plan is printed); for a new run, ``None`` once the folder is known to be free."""
+    if not resume:
+        folder.check_free_for_a_new_run()
+        return None
     last = folder.last_checkpoint
-    if resume:
-        if not last.exists():
-            raise ValueError(f"cannot resume: {last} does not exist")
-        return last
-    if last.exists():
-        raise ValueError(f"{folder.path} already holds a run; resume it (resume=True / --resume) or choose a new "
-                         "output folder")
-    return None
+    if not folder.is_run():
+        raise ValueError(f"cannot resume: {folder.path} holds no run (no {RUN_FILE})")
+    if not last.exists():
+        print(f"{folder.path}: no checkpoint yet (it stopped within its first epoch): training it from the "
+              f"start until {stop.describe()}")
+        return None
+    state = load_state(last)
+    weights = {key.removeprefix("model."): value for key, value in state.get("state_dict", {}).items()
+               if key.startswith("model.")}
+    problem = weights_mismatch(model, weights)
+    if problem:
+        raise CheckpointError(f"{last} holds the weights of another model than the run's {model.model_name}: "
+                              f"{problem}")
+    previous = folder.read_record().get("train", {})
+    previous_stop = StopCondition(*(previous.get(name) for name in ("max_epochs", "max_steps", "max_time")))
+    plan = resume_plan(Progress.of_checkpoint(state), stop, previous_stop, epoch_batches, lr_schedule)
+    print(f"{folder.path}: {plan}")
+    return last

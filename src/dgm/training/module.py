@@ -1,7 +1,6 @@
 """The Lightning adapter: one ``LightningModule`` that trains any :class:`~dgm.core.GenerativeModel`."""
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import lightning.pytorch as L
@@ -9,6 +8,7 @@ import torch
 from torch import Tensor
 
 from dgm.core import LR_SCHEDULES
+from dgm.training.progress import Progress, StopCondition, schedule_factor
 
 
 class TrainingDiverged(RuntimeError):
@@ -23,8 +23,8 @@ class TrainingModule(L.LightningModule):
     ``(group, losses)`` update that ``training_step`` yields, the group's optimizer takes one step on
     ``losses["loss"]`` (gradients clipped to norm ``grad_clip`` where given), then the model's ``after_update`` runs.
     At the start and after each batch every group's learning rate is set by its schedule (``lr_schedule``,
-    ``"constant"`` or ``"cosine"``, unless the group has its own) at the progress of the run: the cosine is a half
-    cosine from the group's rate down to zero at the end of the run.
+    ``"constant"`` or ``"cosine"``, unless the group has its own) at the fraction of the run done towards its
+    ``stop`` condition (:mod:`dgm.training.progress`): the cosine falls from the group's rate to zero at the end.
 
     Training batches arrive as example indices (:class:`~dgm.training.data.ShuffledBatches`) and ``train_batch``
     turns them into data inside the step, so that any randomness it draws follows the checkpointed generator.
@@ -37,14 +37,14 @@ class TrainingModule(L.LightningModule):
 
     def __init__(self, model, train_batch: Callable[[Tensor], Tensor], lr: float, lr_schedule: str = "constant",
                  grad_clip: float | None = None, train_labels: Callable[[Tensor], Tensor] | None = None,
-                 objective=None):
+                 objective=None, stop: StopCondition = StopCondition()):
         super().__init__()
         if lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
         self.model = model
         self.objective = model if objective is None else objective
         self.groups = model.optimizer_groups()
-        self.lr, self.lr_schedule, self.grad_clip = lr, lr_schedule, grad_clip
+        self.lr, self.lr_schedule, self.grad_clip, self.stop = lr, lr_schedule, grad_clip, stop
         self.train_batch, self.train_labels = train_batch, train_labels
         self.automatic_optimization = False
         self.batches_trained = 0  # drives the order of training batches (dgm.training.data.ShuffledBatches)
@@ -60,6 +60,8 @@ class TrainingModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         self.batches_trained += 1
+        if self.stop.epochs_reached(self.batches_trained, self.trainer.num_training_batches):
+            self.trainer.should_stop = True
         self._schedule_learning_rates()
 
     # -- steps --------------------------------------------------------------------------------------------------
@@ -84,8 +86,8 @@ class TrainingModule(L.LightningModule):
         optimizer.step()
 
     def validation_step(self, batch: Tensor | tuple[Tensor, Tensor], batch_idx: int) -> None:
-        if self.trainer.should_stop:  # stopped by max_time within an epoch: the final evaluation of the run follows
-            return
+        if self.trainer.should_stop and self.batches_trained % self.trainer.num_training_batches:
+            return  # stopped within an epoch (max_time, max_steps, Ctrl-C): the final evaluation of the run follows
         x, condition = (batch[0], {"labels": batch[1]}) if isinstance(batch, tuple) else (batch, {})
         self._log("test", self.objective.loss(x, **condition), len(x))
 
@@ -118,20 +120,9 @@ class TrainingModule(L.LightningModule):
 
     def _schedule_learning_rates(self) -> None:
         """Each group's rate for the next batch: its base rate times its schedule at the run's progress."""
-        progress = self._progress()
+        done = self.stop.fraction_done(Progress(self.trainer.global_step, self.batches_trained),
+                                       self.trainer.num_training_batches)
         for group, optimizer in zip(self.groups, self._optimizers()):
-            schedule = group.schedule or self.lr_schedule
-            factor = 1.0 if schedule == "constant" else 0.5 * (1.0 + math.cos(math.pi * progress))
+            factor = schedule_factor(group.schedule or self.lr_schedule, done)
             for parameters in optimizer.param_groups:
                 parameters["lr"] = self._base_lr(group) * factor
-
-    def _progress(self) -> float:
-        """The fraction of the run done so far, in [0, 1]: optimizer steps over ``max_steps`` or batches
-        over the batches of ``max_epochs``, whichever is further (``fit`` demands one of them for a cosine
-        schedule; with neither, 0)."""
-        fractions = [0.0]
-        if self.trainer.max_steps != -1:
-            fractions.append(self.trainer.global_step / self.trainer.max_steps)
-        if self.trainer.max_epochs not in (None, -1):
-            fractions.append(self.batches_trained / (self.trainer.num_training_batches * self.trainer.max_epochs))
-        return min(1.0, max(fractions))

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dgm.core import AdversarialModel, check_integer, check_labels, check_sample_count
+from dgm.core import AdversarialModel, check_integer, check_labels
 from dgm.nn.mlp import mlp
 from dgm.registry import register_model
 
@@ -34,6 +34,7 @@ class GAN(AdversarialModel):
             raise ValueError(f"generator_loss must be one of {GENERATOR_LOSSES}, got {generator_loss!r}")
         if critic_steps < 1:
             raise ValueError(f"critic_steps must be >= 1, got {critic_steps}")
+        check_integer(latent_dim, "latent_dim", 1)
         self.n_classes = None if n_classes is None else check_integer(n_classes, "n_classes", 2)
         self.latent_dim, self.critic_steps, self.saturating = latent_dim, critic_steps, generator_loss == "minimax"
         self.generator_lr, self.critic_lr = generator_lr, critic_lr
@@ -67,10 +68,10 @@ class GAN(AdversarialModel):
 
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None) -> Tensor:
-        return self._generate(check_sample_count(n), labels)
+        return self._generate(n, labels)
 
     def critic_loss(self, x: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
-        real_logits = self._critic(self.check(x), labels)
+        real_logits = self._critic(x, labels)
         fake_logits = self._critic(self._generate(len(x), labels).detach(), labels)
         loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
         return {"loss": loss, "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean()}

@@ -53,7 +53,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from dgm.core import GenerativeModel, check_data, check_integer, check_labels, check_levels, check_sample_count
+from dgm.core import GenerativeModel, check_data, check_integer, check_labels, check_levels
 from dgm.distributions import CategoricalPixels, to_interval
 from dgm.nn.conditioning import check_condition_shape
 
@@ -153,8 +153,8 @@ class AutoregressiveImageModel(GenerativeModel):
         return labels, condition
 
     def conditionals(self, x: Tensor, labels: Tensor | None = None, condition: Tensor | None = None) -> Tensor:
-        """The parameters of every ``p(x_i | x_<i)``, ``(N, output.param_channels, H, W)``, in one pass."""
-        self.check(x)
+        """The parameters of every ``p(x_i | x_<i)``, ``(N, output.param_channels, H, W)``, in one pass, for ``x`` that
+        :meth:`check` passed (as ``log_prob``'s is)."""
         labels, condition = self.check_condition(len(x), labels, condition)
         return self.network(self.scaled(x), labels, condition)
 
@@ -167,7 +167,6 @@ class AutoregressiveImageModel(GenerativeModel):
                progress: bool = False, naive: bool = False) -> Tensor:
         """``n`` images ``(n, C, H, W)``, drawn position by position in raster order (``naive``: see
         :meth:`autocomplete`)."""
-        check_sample_count(n)
         blank = torch.full((n, *self.shape), float(MISSING), device=self.device, dtype=self.dtype)
         return self.autocomplete(blank, labels, condition, progress, naive)
 

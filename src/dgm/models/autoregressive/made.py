@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from dgm.core import GenerativeModel, check_levels, check_sample_count
+from dgm.core import GenerativeModel, check_levels
 from dgm.distributions import Categorical, Gaussian, to_interval
 from dgm.nn.made import MADENetwork, Ordering
 from dgm.registry import register_model
@@ -108,13 +108,11 @@ class MADE(GenerativeModel):
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact ``log p(x)`` in nats, shape ``(N,)``."""
-        self.check(x)
         return self.conditional_distribution(self.conditionals(x)).log_prob(x.reshape(len(x), self.dim))
 
     @torch.no_grad()
     def sample(self, n: int, progress: bool = False) -> Tensor:
         """``n`` samples of shape ``(n, *shape)``: ``D`` passes, dimension by dimension in the ordering."""
-        check_sample_count(n)
         flat = torch.zeros(n, self.dim, device=self.device, dtype=self.net.output.weight.dtype)
         for i in tqdm(self.net.sampling_order.tolist(), desc="MADE sampling", disable=not progress):
             flat[:, i] = self.conditional_distribution(self.conditionals(flat)[:, i]).sample()

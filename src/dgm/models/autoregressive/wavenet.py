@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from dgm.core import GenerativeModel, check_integer, check_labels, check_sample_count
+from dgm.core import GenerativeModel, check_integer, check_labels
 from dgm.distributions import Categorical
 from dgm.nn.causal import CausalConv1d, shift_right
 from dgm.registry import register_model
@@ -126,7 +126,6 @@ class WaveNet(GenerativeModel):
 
     def log_prob(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         """Exact ``log p(x)`` in nats, shape ``(N,)``."""
-        self.check(x)
         sequences = x.reshape(len(x), self.length)
         return Categorical(self.logits(sequences, self._labels(labels, len(x))), dim=1).log_prob(sequences)
 
@@ -138,7 +137,6 @@ class WaveNet(GenerativeModel):
     def sample(self, n: int, labels: Tensor | None = None, cached: bool = True, progress: bool = False) -> Tensor:
         """``n`` sequences of shape ``(n, *shape)``; ``cached=False`` recomputes the network over the prefix at
         every step (the same samples, slower)."""
-        check_sample_count(n)
         labels = self._labels(labels, n, draw=True)
         x = torch.zeros(n, self.length, device=self.device, dtype=self.dtype)
         next_logits = self._cached_steps(x, labels) if cached else self._naive_steps(x, labels)
