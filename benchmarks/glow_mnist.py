@@ -1,9 +1,12 @@
 """Glow on dequantized 8-bit MNIST: test bits/dim (8-bit scale) after a fixed wall-clock budget, printed as JSON.
 
 The goal of the flows issue is Glow under 1.5 bits/dim in 30 minutes of CPU training. The script trains a recipe
-(``glow-mnist`` by default) with dgm's trainer for ``--minutes``, then evaluates the test set with the single-draw
+(``glow-mnist`` by default) with dgm's trainer for ``--minutes`` of wall clock, in place of the recipe's own stop
+(``dgm train glow-mnist`` stops after the recipe's 10 epochs), then evaluates the test set with the single-draw
 bound ``L_1`` and, with ``--samples K``, with the importance-weighted bound ``L_K`` (tighter; see
 :mod:`dgm.flows.dequantization`). Both are upper bounds on the true NLL, so meeting the goal with either is honest.
+Each bound is summarised as ``dgm evaluate`` does (:func:`dgm.metrics.likelihood.nll_summary`): the mean, the median,
+the worst test image and a warning where heavy-tailed per-image values make the mean untrustworthy.
 
     .venv/bin/python benchmarks/glow_mnist.py                           # the full 30-minute run
     .venv/bin/python benchmarks/glow_mnist.py --minutes 4 --samples 8   # a short check
@@ -19,21 +22,29 @@ import math
 import tempfile
 
 import torch
-from tqdm.auto import tqdm
 
 import dgm
 from dgm.data import load
+from dgm.metrics.likelihood import log_likelihoods, nll_summary
 from dgm.recipes import load_recipe
 from dgm.training import fit
 
 
-@torch.no_grad()
-def test_bits_per_dim(model, test: torch.Tensor, samples: int, batch_size: int = 500) -> float:
-    """``−mean L_K / (D ln 2)`` over the test set, ``K = samples``."""
+def test_bound(model, test: torch.Tensor, samples: int, batch_size: int = 500) -> dict:
+    """The summary of ``−L_K`` over the test set, ``K = samples``, in nats and bits/dim."""
     model.eval()
-    bounds = [model.log_prob(batch, samples=samples)
-              for batch in tqdm(torch.split(test, batch_size), desc=f"test bound L_{samples}", leave=False)]
-    return -torch.cat(bounds).double().mean().item() / (test[0].numel() * math.log(2))
+    log_p = log_likelihoods(model, test, batch_size=batch_size, progress=True, importance_samples=samples)
+    return nll_summary(log_p, test[0].numel(), model.likelihood)
+
+
+def _figures(summary: dict, samples: int, dim: int) -> dict:
+    """The JSON fields of one bound: bits/dim, the median and worst image in bits/dim, and any warning."""
+    bits = 1 / (dim * math.log(2))  # bits/dim per nat
+    figures = {f"test_bpd_L{samples}": summary["bits_per_dim"],
+               f"median_bpd_L{samples}": summary["nll_median_nats"] * bits,
+               f"worst_bpd_L{samples}": summary["worst_nll_nats"] * bits,
+               f"worst_image_L{samples}": summary["worst_example"]}
+    return figures | ({f"warning_L{samples}": summary["warning"]} if "warning" in summary else {})
 
 
 def main() -> None:
@@ -53,12 +64,13 @@ def main() -> None:
     options = {**recipe["train"], "max_epochs": None, "max_steps": None, "max_time": 60 * args.minutes}
     with tempfile.TemporaryDirectory() as scratch:
         run = fit(model, data, args.out or scratch, progress=False, **options)
-        bits = {"test_bpd_L1": test_bits_per_dim(run.model, data.test, 1)}
-        if args.samples > 1:
-            bits[f"test_bpd_L{args.samples}"] = test_bits_per_dim(run.model, data.test, args.samples)
-    best = min(bits.values())
+        figures = {}
+        for samples in sorted({1, args.samples}):
+            figures |= _figures(test_bound(run.model, data.test, samples), samples, data.dim)
+    best = min(value for name, value in figures.items() if name.startswith("test_bpd"))
     print(json.dumps({"recipe": args.recipe, "model_options": recipe["model_options"], "threads": args.threads,
-                      "train_seconds": round(run.seconds, 1), **{k: round(v, 4) for k, v in bits.items()},
+                      "train_seconds": round(run.seconds, 1),
+                      **{k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()},
                       "goal_bpd": args.goal, "goal_met": best < args.goal}))
 
 

@@ -200,6 +200,9 @@ def _attempts(places: dict[str, Path], damaged: dict[str, Path]) -> list[tuple[s
         ("report of a folder without runs", ["report", str(places["grey8"]), "-o", str(root / "r.html")], None),
         ("report of a missing folder", ["report", str(root / "absent"), "-o", str(root / "r.html")], None),
         ("report into a missing folder", ["report", run, "-o", str(root / "no" / "where" / "r.html")], None),
+        ("report inside a file", ["report", run, "-o", str(places["text"] / "r.html")], None),
+        ("report onto a folder", ["report", run, "-o", str(places["empty"])], None),
+        ("sample inside a file", ["sample", run, "-o", str(places["text"] / "s.png")], None),
     ]
     return attempts
 

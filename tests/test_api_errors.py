@@ -118,3 +118,12 @@ def test_sample_refuses_an_unknown_option_naming_the_ones_it_takes(flow, pixelcn
         flow.sample(4, temprature=0.5)
     with pytest.raises(ValueError, match="has no sampling option.* steps; its options are: labels"):
         pixelcnn.sample(4, steps=10)
+
+
+def test_options_checked_only_later_before_are_refused_when_the_model_is_built():
+    with pytest.raises(ValueError, match="solver must be one of torchdiffeq's .*dopri5.*, got 'nope'"):
+        dgm.create("ffjord", shape=(2,), solver="nope")
+    with pytest.raises(ValueError, match="generator_lr must be a positive number"):
+        dgm.create("gan", shape=(2,), generator_lr="x")
+    with pytest.raises(ValueError, match="critic_lr must be a positive number"):
+        dgm.create("gan", shape=(2,), critic_lr=-1.0)

@@ -1,4 +1,4 @@
-"""The hostile battery of ``benchmarks/hostile_cli.py`` (70 bad inputs at the command line) in the default suite:
+"""The hostile battery of ``benchmarks/hostile_cli.py`` (73 bad inputs at the command line) in the default suite:
 every one is refused in one line or served, none ends in a traceback, none changes a run folder it should not."""
 import importlib.util
 from pathlib import Path

@@ -234,7 +234,7 @@ def _sample(args) -> None:
 
 
 def _check_output(path: Path) -> None:
-    """Refuse an output path that can never be written (a folder, or a path inside a file) before any work."""
+    """Refuse an output file that can never be written (a folder, or a path inside a file) before any work."""
     if path.is_dir():
         raise ValueError(f"the output {path} is a folder; give a file name")
     blocking = [parent for parent in path.parents if parent.exists() and not parent.is_dir()]
@@ -292,6 +292,7 @@ def _evaluate(args) -> None:
 
 def _report(args) -> None:
     from dgm.report import find_runs, report_table, write_report
+    _check_output(args.output)
     runs = [run for folder in args.runs for run in find_runs(folder)]
     print(report_table(runs))
     print(f"report written to {write_report(runs, args.output)}")

@@ -6,6 +6,7 @@ What a model offers beyond ``sample`` and ``log_prob`` is asked through the prot
 """
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import torch
@@ -31,12 +32,15 @@ def data_entropy(data: Data) -> float | None:
 
 def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool = False,
                  sample_quality: dict | None = None, importance_samples: int | None = None) -> dict:
-    """Test NLL (nats/example) and bits/dim of a trained run, written to and returned as ``metrics.json``;
-    with ``sample_quality`` (options of :func:`dgm.metrics.quality.model_quality`, ``{}`` for its defaults) also
-    FID, KID, IS, precision/recall, density/coverage or mode coverage of the model's samples. ``importance_samples``
-    tightens a bound with that many importance samples (see :func:`~dgm.metrics.likelihood.log_likelihoods`).
-    On the samples of an energy (``energy-u1`` …) a model that gives the density of its samples also gets
-    ``KL(q ‖ p)`` from fresh samples, however it was trained."""
+    """Test NLL (nats/example) and bits/dim of a trained run, written to and returned as ``metrics.json``, with
+    the median, the worst test example and a ``warning`` where heavy tails make the mean untrustworthy
+    (:func:`~dgm.metrics.likelihood.nll_summary`), and the end of the validation curve that the mean should agree
+    with (:func:`last_validation_loss`); with ``sample_quality`` (options of
+    :func:`dgm.metrics.quality.model_quality`, ``{}`` for its defaults) also FID, KID, IS, precision/recall,
+    density/coverage or mode coverage of the model's samples. ``importance_samples`` tightens a bound with that
+    many importance samples (see :func:`~dgm.metrics.likelihood.log_likelihoods`). On the samples of an energy
+    (``energy-u1`` …) a model that gives the density of its samples also gets ``KL(q ‖ p)`` from fresh samples,
+    however it was trained."""
     folder = RunFolder(directory)
     record = folder.read_record()
     model, data = folder.load_model(), folder.load_data()
@@ -50,6 +54,7 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
         metrics |= nll_summary(log_p, data.dim, model.likelihood)
         if importance_samples is not None:
             metrics["importance_samples"] = importance_samples
+        metrics["validation_loss"] = last_validation_loss(folder)
     entropy = data_entropy(data)
     if entropy is not None:
         metrics["entropy_nats"] = entropy
@@ -64,6 +69,15 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
     metrics["train_seconds"] = record.get("seconds")
     folder.write_metrics(metrics)
     return metrics
+
+
+def last_validation_loss(folder: RunFolder) -> float | None:
+    """The last epoch-end test loss of the training logs, the end of the validation curve: for a model trained by
+    its own likelihood objective the NLL (or its bound) in nats per example of the same test set, with other
+    dequantization draws; ``None`` when no epoch ended."""
+    values = [row["test/loss"] for path in folder.csv_logs() for row in csv.DictReader(path.open())
+              if row.get("test/loss")]
+    return float(values[-1]) if values else None
 
 
 @torch.no_grad()

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint, odeint_adjoint
+from torchdiffeq._impl.odeint import SOLVERS  # torchdiffeq's own table of its solvers (pinned version)
 
 from dgm.flows.bijection import Bijection
 from dgm.nn.mlp import mlp
@@ -98,6 +99,8 @@ class ContinuousFlow(Bijection):
             raise ValueError(f"trace must be one of {', '.join(TRACES)}, got {trace!r}")
         if noise not in NOISES:
             raise ValueError(f"noise must be one of {', '.join(NOISES)}, got {noise!r}")
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of torchdiffeq's {', '.join(SOLVERS)}, got {solver!r}")
         if not time > 0 or not atol > 0 or not rtol > 0:
             raise ValueError(f"time, atol and rtol must be positive, got {time}, {atol}, {rtol}")
         self.augmented = _AugmentedDynamics(dynamics)

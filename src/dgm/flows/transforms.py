@@ -53,19 +53,23 @@ class Affine(ElementwiseTransform):
     """``y = x · exp(s) + t`` with ``s = c · tanh(r / c)``: parameters ``(r, t)`` per element, ``c = max_log_scale``.
 
     The soft clamp leaves ``s ≈ r`` near zero, so it does not slow early training, while each scale stays in
-    ``[e^(−c), e^c]`` however large the raw log-scale ``r`` grows.
+    ``[e^(−c), e^c]`` however large the raw log-scale ``r`` grows. ``max_log_scale=None`` leaves ``s = r`` unbounded,
+    as RealNVP's eq. 6 is written, for a layer whose optimum may lie beyond any fixed ``c`` (Glow's learned prior,
+    :mod:`dgm.models.flows.glow`): where a clamp binds, its gradient vanishes and Adam drives ``r`` on without end.
     """
 
     params_per_element = 2
 
-    def __init__(self, max_log_scale: float = 2.0):
+    def __init__(self, max_log_scale: float | None = 2.0):
         super().__init__()
-        if not max_log_scale > 0:
-            raise ValueError(f"max_log_scale must be positive, got {max_log_scale}")
+        if max_log_scale is not None and not max_log_scale > 0:
+            raise ValueError(f"max_log_scale must be positive or None, got {max_log_scale}")
         self.max_log_scale = max_log_scale
 
     def _log_scale_and_shift(self, params: Tensor) -> tuple[Tensor, Tensor]:
         raw_log_scale, shift = params.unbind(dim=1)
+        if self.max_log_scale is None:
+            return raw_log_scale, shift
         return self.max_log_scale * torch.tanh(raw_log_scale / self.max_log_scale), shift
 
     def forward(self, x: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
@@ -78,6 +82,31 @@ class Affine(ElementwiseTransform):
 
     def extra_repr(self) -> str:
         return f"max_log_scale={self.max_log_scale}"
+
+
+class OneSidedAffine(Affine):
+    """``y = x · exp(s) + t`` with an expansion bound and no contraction bound: ``c = max_log_scale`` and
+
+        e^(−s) = e^(−c) + (1 − e^(−c)) · e^(−r),
+
+    the inverse scale a mixture of ``e^(−c)`` and ``e^(−r)``. So ``s = 0`` at ``r = 0`` (zero parameters give the
+    identity), ``s ≤ c`` as with :class:`Affine`'s soft clamp, and ``s → r − log(1 − e^(−c))`` with
+    ``ds/dr → 1`` as ``r → −∞``: the layer contracts as far as the data ask, and no clamp binds there to let Adam
+    drive ``r`` on through a vanishing gradient. Glow's own law, ``scale = σ(r + 2)`` (Kingma & Dhariwal, 2018,
+    official code), is of this family with ``c = log(1 + e^(−2)) ≈ 0.127`` after division by ``σ(2)``.
+    """
+
+    def __init__(self, max_log_scale: float = 2.0):
+        if max_log_scale is None:
+            raise ValueError("OneSidedAffine needs max_log_scale, its bound on expansion; got None")
+        super().__init__(max_log_scale)
+
+    def _log_scale_and_shift(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        raw_log_scale, shift = params.unbind(dim=1)
+        c = self.max_log_scale
+        log_inverse_scale = torch.logaddexp(torch.full_like(raw_log_scale, -c),
+                                            math.log1p(-math.exp(-c)) - raw_log_scale)
+        return -log_inverse_scale, shift
 
 
 class RationalQuadraticSpline(ElementwiseTransform):

@@ -35,6 +35,9 @@ class GAN(AdversarialModel):
         if critic_steps < 1:
             raise ValueError(f"critic_steps must be >= 1, got {critic_steps}")
         check_integer(latent_dim, "latent_dim", 1)
+        for name, lr in (("generator_lr", generator_lr), ("critic_lr", critic_lr)):
+            if lr is not None and not (isinstance(lr, int | float) and not isinstance(lr, bool) and lr > 0):
+                raise ValueError(f"{name} must be a positive number (or None: the run's lr), got {lr!r}")
         self.n_classes = None if n_classes is None else check_integer(n_classes, "n_classes", 2)
         self.latent_dim, self.critic_steps, self.saturating = latent_dim, critic_steps, generator_loss == "minimax"
         self.generator_lr, self.critic_lr = generator_lr, critic_lr
