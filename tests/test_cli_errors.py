@@ -298,9 +298,14 @@ def test_outputs_that_cannot_be_written(run, tmp_path, capsys):
     refused(["sample", str(run), "-o", str(tmp_path / "file" / "s.npz")], "file is a file, not a folder", capsys)
     refused(["sample", str(run), "-o", str(tmp_path / "file" / "s.png")], "file is a file, not a folder", capsys)
     refused(["sample", str(run), "-o", str(tmp_path / "folder.npz")], "folder.npz is a folder", capsys)
-    refused(["sample", str(run), "-o", str(tmp_path / "missing" / "s.npz")], "s.npz: No such file or directory",
-            capsys)
-    refused(["report", str(run), "-o", str(tmp_path / "folder.html")], "folder.html: Is a directory", capsys)
+    refused(["report", str(run), "-o", str(tmp_path / "folder.html")], "folder.html is a folder", capsys)
+    refused(["report", str(run), "-o", str(tmp_path / "file" / "r.html")], "file is a file, not a folder", capsys)
+
+
+def test_outputs_in_a_folder_that_does_not_exist_yet_are_written_there(run, tmp_path):
+    for output in (tmp_path / "new" / "s.npz", tmp_path / "new" / "s.png"):
+        assert main(["sample", str(run), "-n", "4", "-o", str(output)]) == 0
+        assert output.is_file()
 
 
 def test_damaged_json_files_of_a_run(run, capsys):

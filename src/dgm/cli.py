@@ -227,6 +227,7 @@ def _sample(args) -> None:
     with torch.no_grad():
         samples = model.sample(args.n, **condition, **options)
     if suffix == ".npz":
+        args.output.parent.mkdir(parents=True, exist_ok=True)  # as for a picture
         np.savez(args.output, samples=samples.cpu().numpy())
     else:
         save_samples_picture(samples, folder.load_data(), args.output)
