@@ -244,9 +244,8 @@ def _keyword_options(method) -> list[str] | None:
     return [name for name in parameters if name not in ("self", "n")]
 
 
-def check_options_of(method, options: dict, owner: str) -> dict:
-    """``options`` if ``method`` takes each of them as a keyword, else ``ValueError`` listing the ones it takes."""
-    accepted = _keyword_options(method)
+def _check_sampling_options(options: dict, accepted: list[str] | None, owner: str) -> dict:
+    """``options`` if each is one of the ``accepted`` names (``None``: any), else ``ValueError`` listing them."""
     unknown = [] if accepted is None else [name for name in options if name not in accepted]
     if unknown:
         raise ValueError(f"{owner} has no sampling option(s) {', '.join(unknown)}; its options are: "
@@ -257,9 +256,11 @@ def check_options_of(method, options: dict, owner: str) -> dict:
 def _checks_count(method):
     """``method(self, n, **options)`` that first checks the number of samples ``n`` with ``self.check_count`` and
     that it takes each option (a ``ValueError`` listing its options, not Python's ``TypeError``)."""
+    accepted = _keyword_options(method)  # once: sample_with_log_prob runs at every step of a reverse-KL fit
+
     @functools.wraps(method)
     def checked(self, n, *args, **options):
-        check_options_of(method, options, self.model_name or type(self).__name__)
+        _check_sampling_options(options, accepted, self.model_name or type(self).__name__)
         return method(self, self.check_count(n), *args, **options)
 
     return checked
@@ -391,7 +392,7 @@ class GenerativeModel(PlacedModule):
 
     def check_sample_options(self, options: dict) -> dict:
         """``options`` if ``sample`` accepts each of them, else ``ValueError`` listing the ones it accepts."""
-        return check_options_of(self.sample, options, self.model_name or type(self).__name__)
+        return _check_sampling_options(options, _keyword_options(self.sample), self.model_name or type(self).__name__)
 
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory``."""

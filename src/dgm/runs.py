@@ -6,7 +6,6 @@ What a model offers beyond ``sample`` and ``log_prob`` is asked through the prot
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import torch
@@ -75,9 +74,9 @@ def last_validation_loss(folder: RunFolder) -> float | None:
     """The last epoch-end test loss of the training logs, the end of the validation curve: for a model trained by
     its own likelihood objective the NLL (or its bound) in nats per example of the same test set, with other
     dequantization draws; ``None`` when no epoch ended."""
-    values = [row["test/loss"] for path in folder.csv_logs() for row in csv.DictReader(path.open())
-              if row.get("test/loss")]
-    return float(values[-1]) if values else None
+    curves = [plots.read_metrics_csv(path) for path in folder.csv_logs()]
+    ends = [curve["test/loss"][1][-1] for curve in curves if "test/loss" in curve]
+    return float(ends[-1]) if ends else None
 
 
 @torch.no_grad()

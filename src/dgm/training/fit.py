@@ -156,7 +156,7 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
         model.eval()
         if trainer.is_global_zero:
             model.save(folder.path)
-            _add_seconds(folder, seconds, trainer)
+        _add_seconds(folder, seconds, trainer)
     return Run(folder.path, model, trainer.global_rank, seconds, interrupt.interrupted, trainer.global_step)
 
 

@@ -40,7 +40,8 @@ class Progress:
             return cls(int(state["global_step"]), int(state["batches_trained"]),
                        float(timer.get("time_elapsed", {}).get("train", 0.0)))
         except (KeyError, TypeError, AttributeError, ValueError) as error:
-            raise ValueError(f"the checkpoint lacks the progress of the run ({type(error).__name__}: {error})") from None
+            raise ValueError(f"the checkpoint lacks the progress of the run ({type(error).__name__}: "
+                             f"{error})") from None
 
     def describe(self, batches_per_epoch: int) -> str:
         return f"step {self.steps} (epoch {self.batches / batches_per_epoch:.2f}, {self.seconds:.1f} s trained)"
