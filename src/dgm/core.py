@@ -32,7 +32,7 @@ from torch import Tensor, nn
 Likelihood = Literal["exact", "lower_bound"] | None
 Losses = dict[str, Tensor]
 Update = tuple[str, Losses]
-OPTIONAL_HOOKS = ("sample_with_log_prob", "latent_codes", "layer_trajectory")
+OPTIONAL_HOOKS = ("sample_with_log_prob", "latent_codes", "decode", "latent_diagnostics", "layer_trajectory")
 LR_SCHEDULES = ("constant", "cosine")
 DATA_METHODS = ("loss", "log_prob", "latent_codes", "critic_loss", "generator_loss")  # their first argument is data
 SAMPLING_METHODS = ("sample", "sample_with_log_prob")  # their first argument is a number of samples
@@ -359,6 +359,17 @@ class GenerativeModel(PlacedModule):
     def latent_codes(self, x: Tensor) -> Tensor:
         """A latent representation of each example, shape ``(N, *latent_shape)`` (latent-space pictures)."""
         raise NotImplementedError(f"{type(self).__name__} has no latent space")
+
+    def decode(self, codes: Tensor, decoder_noise: bool = True) -> Tensor:
+        """Data from latent codes shaped as :meth:`latent_codes` gives them (reconstructions, interpolations):
+        a draw of ``p(x | z)``, or its mean where ``decoder_noise`` is false."""
+        raise NotImplementedError(f"{type(self).__name__} has no decoder")
+
+    @torch.no_grad()
+    def latent_diagnostics(self, x: Tensor) -> dict:
+        """Numbers that describe how the model uses its latent space on data ``x`` (``dgm evaluate`` prints them):
+        e.g. active units and the KL per dimension of a VAE, the code usage of a VQ-VAE."""
+        raise NotImplementedError(f"{type(self).__name__} has no latent diagnostics")
 
     def layer_trajectory(self, points: Tensor, direction: str = "normalizing") -> list[Tensor]:
         """The points after each layer of a layered map between data and latent space (trajectory pictures)."""

@@ -8,17 +8,21 @@ discrete data and ``[-1, 1]``.
 - heads of autoregressive image models, ``log_prob(params, x)`` and ``sample(params)`` on a network's output
   channels: :class:`CategoricalPixels` and PixelCNN++'s :class:`DiscretizedLogisticMixture`
   (:mod:`~dgm.distributions.logistic_mixture`), chosen by :func:`pixel_head`;
+- heads for the factorised decoders of VAEs: :class:`BernoulliPixels` and :class:`GaussianPixels`;
+- :func:`normal_kl`, the KL divergence of diagonal Gaussians (:mod:`~dgm.distributions.functional`);
 - :func:`importance_weighted_bound` (:mod:`~dgm.distributions.importance`), the bound of dequantized flows and VAEs;
 - :mod:`~dgm.distributions.codec`: :func:`to_interval` and :func:`to_levels`, integers ``0..L-1`` to ``[-1, 1]``
   and back.
 """
 from dgm.distributions.codec import half_bin_width, to_8bit_scale, to_interval, to_levels
-from dgm.distributions.likelihoods import (Bernoulli, Categorical, CategoricalPixels, DiscretizedGaussian,
-                                           Gaussian)
-from dgm.distributions.importance import importance_weighted_bound
+from dgm.distributions.functional import normal_kl
+from dgm.distributions.likelihoods import (Bernoulli, BernoulliPixels, Categorical, CategoricalPixels,
+                                           DiscretizedGaussian, Gaussian, GaussianPixels)
+from dgm.distributions.importance import importance_weighted_bound, log_mean_exp
 from dgm.distributions.logistic_mixture import DiscretizedLogisticMixture, PixelHead, pixel_head
 from dgm.distributions.priors import DiagonalNormal, MixtureOfGaussians, StandardNormal
 
-__all__ = ["Bernoulli", "Categorical", "CategoricalPixels", "DiagonalNormal", "DiscretizedGaussian",
+__all__ = ["Bernoulli", "BernoulliPixels", "Categorical", "CategoricalPixels", "GaussianPixels", "log_mean_exp",
+           "normal_kl", "DiagonalNormal", "DiscretizedGaussian",
            "DiscretizedLogisticMixture", "Gaussian", "MixtureOfGaussians", "PixelHead", "StandardNormal",
            "half_bin_width", "importance_weighted_bound", "pixel_head", "to_8bit_scale", "to_interval", "to_levels"]

@@ -4,6 +4,11 @@
 
       log N(x; μ, σ²) = -½ ((x - μ)/σ)² - log σ - ½ log 2π,        H = log σ + ½ (1 + log 2π).
 
+- The KL divergence between two diagonal Gaussians, per dimension (Kingma & Welling, 2014, appendix B, for a
+  standard normal second argument; the course's ``get_normal_KL``):
+
+      KL(N(μ₁, σ₁²) ‖ N(μ₂, σ₂²)) = log σ₂ − log σ₁ + (σ₁² + (μ₁ − μ₂)²) / (2σ₂²) − ½.
+
 - ``log(1 - e^{-d})`` for ``d > 0``, evaluated as ``log(-expm1(-d))`` for ``d < log 2`` and ``log1p(-e^{-d})``
   otherwise, which is accurate for every ``d`` (Mächler, 2012, "Accurately Computing log(1 − exp(−|a|))", eq. 7).
   The discretized likelihoods need it for the log of a difference of two CDFs.
@@ -26,6 +31,16 @@ def normal_log_density(x: Tensor, loc: Tensor, log_scale: Tensor) -> Tensor:
 def normal_entropy(log_scale: Tensor) -> Tensor:
     """The differential entropy ``log σ + ½ (1 + log 2π)`` of a Gaussian of scale ``σ = e^log_scale``, elementwise."""
     return log_scale + (0.5 + HALF_LOG_TWO_PI)
+
+
+def normal_kl(loc: Tensor, log_scale: Tensor, other_loc: Tensor | float = 0.0,
+              other_log_scale: Tensor | float = 0.0) -> Tensor:
+    """``KL(N(loc, e^{2 log_scale}) ‖ N(other_loc, e^{2 other_log_scale}))``, elementwise (broadcasting); the
+    defaults make the second Gaussian the standard normal."""
+    other_log_scale = torch.as_tensor(other_log_scale, dtype=loc.dtype, device=loc.device)
+    variance_ratio = torch.exp(2 * (log_scale - other_log_scale))
+    return (other_log_scale - log_scale + 0.5 * (variance_ratio + (loc - other_loc) ** 2
+                                                 * torch.exp(-2 * other_log_scale)) - 0.5)
 
 
 def log1mexp(d: Tensor) -> Tensor:

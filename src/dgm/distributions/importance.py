@@ -32,4 +32,10 @@ def importance_weighted_bound(log_weights: Callable[[Tensor], Tensor], x: Tensor
     """
     check_integer(samples, "samples", 1)
     copies = x.expand(samples, *x.shape).reshape(samples * len(x), *x.shape[1:])
-    return torch.logsumexp(log_weights(copies).view(samples, len(x)), dim=0) - math.log(samples)
+    return log_mean_exp(log_weights(copies).view(samples, len(x)))
+
+
+def log_mean_exp(log_weights: Tensor) -> Tensor:
+    """``log (1/K) Σ_k exp(log_weights[k])`` over the first dimension (the ``K`` draws), by ``logsumexp`` so that no
+    weight overflows: one draw of ``L_K`` from ``K`` log-weights per example, ``(K, N)`` → ``(N,)``."""
+    return torch.logsumexp(log_weights, dim=0) - math.log(len(log_weights))

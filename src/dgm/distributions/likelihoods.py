@@ -256,3 +256,70 @@ class CategoricalPixels:
     def sample(self, params: Tensor) -> Tensor:
         """One draw ``(N, C, *positions)`` (see :meth:`Categorical.sample`)."""
         return self.distribution(params).sample()
+
+    def mean(self, params: Tensor) -> Tensor:
+        """The expected value of every entry on the scale ``0..levels-1``, ``(N, C, *positions)``."""
+        return self.distribution(params).mean
+
+
+class BernoulliPixels:
+    """A head: one logit per entry, ``P(x_i = 1) = σ(l_i)``, for binary data (the VAE's decoder on binarized MNIST,
+    Kingma & Welling, 2014, appendix C.1); ``param_channels = channels``."""
+
+    channel_wise = True
+    levels = 2
+
+    def __init__(self, channels: int):
+        self.channels = self.param_channels = check_integer(channels, "channels", 1)
+
+    def distribution(self, params: Tensor) -> Bernoulli:
+        return Bernoulli(params)
+
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        return self.distribution(params).log_prob(x)
+
+    def sample(self, params: Tensor) -> Tensor:
+        return self.distribution(params).sample()
+
+    def mean(self, params: Tensor) -> Tensor:
+        """``P(x_i = 1)`` of every entry."""
+        return torch.sigmoid(params)
+
+
+GAUSSIAN_LOG_SCALE_MIN = -7.0  # a learned scale stays above e^-7: the density of continuous data stays bounded
+
+
+class GaussianPixels:
+    """A head: a Gaussian per entry with its mean, and its log-scale where ``learned_scale`` (else the fixed
+    ``log_scale``: homework 2's ConvVAE decoder, ``log σ = 0``). For continuous data (``levels=None``) it is the
+    density :class:`Gaussian`; for integers ``0..levels-1`` the Gaussian on ``[-1, 1]`` discretized to their bins,
+    :class:`DiscretizedGaussian`, so that the likelihood of discrete data is a probability. A learned log-scale is
+    clamped below at ``GAUSSIAN_LOG_SCALE_MIN``. Parameters ``(N, P, *positions)`` are laid out like
+    :class:`CategoricalPixels`'s: parameter ``k`` is parameter ``k // channels`` (mean, log-scale) of channel
+    ``k mod channels``."""
+
+    channel_wise = True
+
+    def __init__(self, channels: int, levels: int | None = None, learned_scale: bool = True, log_scale: float = 0.0):
+        self.channels = check_integer(channels, "channels", 1)
+        self.levels = None if levels is None else check_integer(levels, "levels", 2)
+        self.learned_scale, self.log_scale = learned_scale, log_scale
+        self.param_channels = channels * (2 if learned_scale else 1)
+
+    def distribution(self, params: Tensor) -> Gaussian | DiscretizedGaussian:
+        loc = params[:, :self.channels]
+        log_scale = params[:, self.channels:].clamp(min=GAUSSIAN_LOG_SCALE_MIN) if self.learned_scale \
+            else self.log_scale
+        return Gaussian(loc, log_scale) if self.levels is None else DiscretizedGaussian(loc, log_scale, self.levels)
+
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        return self.distribution(params).log_prob(x)
+
+    def sample(self, params: Tensor) -> Tensor:
+        return self.distribution(params).sample()
+
+    def mean(self, params: Tensor) -> Tensor:
+        """The mean of every entry: on the scale ``0..levels-1`` for discrete data, that of the Gaussian before
+        discretization (its bins' probabilities shift it slightly near the end values)."""
+        loc = params[:, :self.channels]
+        return loc if self.levels is None else ((loc + 1) * (self.levels - 1) / 2).clamp(0, self.levels - 1)

@@ -120,6 +120,14 @@ class DiscretizedLogisticMixture:
         per_pixel = torch.logsumexp(F.log_softmax(logits, dim=1) + per_channel.sum(dim=1), dim=1)  # (N, *S)
         return sum_per_example(per_pixel)
 
+    def mean(self, params: Tensor) -> Tensor:
+        """``Σ_k π_k μ_k`` of every channel on the scale ``0..levels-1`` (clamped to it), ``(N, C, *positions)``:
+        the mean of the continuous mixture, each channel's means taken without their coupling to the earlier
+        channels (a picture of a decoder's mean, not an exact moment of the discretized pixel)."""
+        logits, means, _, _ = self.split(params)
+        mixed = (F.softmax(logits, dim=1).unsqueeze(1) * means).sum(dim=2)
+        return ((mixed + 1) * (self.levels - 1) / 2).clamp(0, self.levels - 1)
+
     def sample(self, params: Tensor) -> Tensor:
         """One draw ``(N, C, *positions)`` per position (global torch generator): a component, then each channel
         in order, discretized before the next channel's mean uses it."""

@@ -119,6 +119,35 @@ class Planar(Bijection):
         return planar_generate(z, planar_constrained_u(self.u, self.w), self.w, self.b)
 
 
+class AmortizedPlanar(Bijection):
+    """One planar flow on vectors ``(N, D)`` whose parameters ``u``, ``w``, ``b`` are a linear function of the context
+    ``(N, context_dim)``, one set per example: the amortised flow posterior of Rezende & Mohamed (2015, §4.2 and
+    §6.2), where the encoder's output gives each data point its own flow. The linear map starts at zero apart from
+    ``w``'s bias (``N(0, 1/D)``) and ``u``'s bias (the identity start of :class:`Planar`)."""
+
+    def __init__(self, dim: int, context_dim: int):
+        super().__init__()
+        self.dim = dim
+        self.parameters_of_context = nn.Linear(context_dim, 2 * dim + 1)
+        nn.init.zeros_(self.parameters_of_context.weight)
+        w = torch.randn(dim) / math.sqrt(dim)
+        with torch.no_grad():
+            self.parameters_of_context.bias.copy_(torch.cat([math.log(math.e - 1) * w / w.dot(w), w, torch.zeros(1)]))
+
+    def planar_parameters(self, context: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """``(û, w, b)`` of each example, ``(N, D)``, ``(N, D)``, ``(N,)``."""
+        if context is None:
+            raise ValueError("an amortized planar flow takes its parameters from a context: pass context=")
+        u, w, b = self.parameters_of_context(context).split([self.dim, self.dim, 1], dim=-1)
+        return planar_constrained_u(u, w), w, b.squeeze(-1)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return planar_normalize(x, *self.planar_parameters(context))
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return planar_generate(z, *self.planar_parameters(context))
+
+
 # -- radial -----------------------------------------------------------------------------------------------------------
 def radial_constrained(raw_alpha: Tensor, raw_beta: Tensor) -> tuple[Tensor, Tensor]:
     """``α = log(1 + e^a) > 0`` and ``β̂ = −α + log(1 + e^β) > −α`` (appendix A.2)."""

@@ -70,11 +70,14 @@ class TrainingModule(L.LightningModule):
         condition = {} if self.train_labels is None else {"labels": self.train_labels(indices).to(self.device)}
         optimizers = dict(zip((group.name for group in self.groups), self._optimizers()))
         for name, losses in self.objective.training_step(x, self.batches_trained, **condition):
-            self._update(optimizers[name], losses)
-            self.model.after_update(name)
-            self._log("train" if len(self.groups) == 1 else f"train/{name}", losses, len(x))
+            if name is not None:  # None: the model updated itself (an EM step); its losses are only logged
+                self._update(optimizers[name], losses)
+                self.model.after_update(name)
+            self._log("train" if len(self.groups) <= 1 else f"train/{name}", losses, len(x))
 
     def _optimizers(self) -> list:
+        if not self.groups:
+            return []
         optimizers = self.optimizers()
         return optimizers if isinstance(optimizers, list) else [optimizers]
 
