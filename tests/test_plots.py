@@ -168,6 +168,48 @@ def test_latent_scatter_draws_unit_gaussian_circles(tmp_path):
         plots.latent_scatter(torch.zeros(4, 3), tmp_path / "z.png")
 
 
+def test_image_pairs_put_each_image_beside_its_partner(tmp_path):
+    left = torch.stack([torch.full((1, 2, 2), float(k)) for k in range(3)])  # images of values 0, 1, 2
+    right = 4 - left
+    grid = plots._pairs_grid(left, right, levels=5, pairs_per_row=2)
+    assert grid.shape == (2 * 3 + 1, 4 * 3 + 1, 3)  # 2 rows of 2 pairs, 2x2 images, padding 1
+    grey = grid[..., 0]
+    cells = [grey[1 + 3 * row:3 + 3 * row, 1 + 3 * column:3 + 3 * column] for row in range(2) for column in range(4)]
+    expected = [0, 255, 64, 191, 128, 128]  # left 0, right 0, left 1, right 1, ... (value k: round(255 k / 4))
+    for cell, value in zip(cells, expected):
+        assert (cell == value).all()
+    assert (cells[6] == GREY).all() and (cells[7] == GREY).all()
+    assert png_size(plots.image_pairs(left, right, 5, tmp_path / "pairs.png"))[0] == 600
+    with pytest.raises(ValueError, match="one shape"):
+        plots.image_pairs(left, right[:2], 5, tmp_path / "pairs.png")
+
+
+def test_scatter_panels_share_axes_and_reference(tmp_path):
+    reference = np.array([[0.0, 0.0], [10.0, 10.0]])
+    panels = {"with noise": np.array([[1.0, 2.0]]), "without noise": np.array([[3.0, 4.0], [5.0, 6.0]])}
+    figure = plots._panels_figure(panels, reference, title="vae")
+    assert [axes.get_title() for axes in figure.axes] == list(panels)
+    for axes, points in zip(figure.axes, panels.values()):
+        np.testing.assert_array_equal(axes.collections[0].get_offsets(), reference)
+        np.testing.assert_array_equal(axes.collections[1].get_offsets(), points)
+    assert figure.axes[0].get_xlim() == figure.axes[1].get_xlim()
+    assert png_size(plots.scatter_panels(panels, tmp_path / "panels.png")) == (900, 480)
+    with pytest.raises(ValueError, match="at least one panel"):
+        plots.scatter_panels({}, tmp_path / "panels.png")
+
+
+def test_reconstructions_2d_join_each_point_to_its_reconstruction(tmp_path):
+    points, decoded = np.array([[0.0, 0.0], [1.0, 2.0]]), np.array([[0.5, 0.5], [1.0, 1.0]])
+    figure = plots._reconstructions_2d_figure(points, decoded)
+    segments, data, reconstructions = figure.axes[0].collections
+    np.testing.assert_array_equal(np.stack(segments.get_segments()), np.stack([points, decoded], axis=1))
+    np.testing.assert_array_equal(data.get_offsets(), points)
+    np.testing.assert_array_equal(reconstructions.get_offsets(), decoded)
+    assert png_size(plots.reconstructions_2d(points, decoded, tmp_path / "r.png")) == (500, 500)
+    with pytest.raises(ValueError, match="pair up"):
+        plots.reconstructions_2d(points, decoded[:1], tmp_path / "r.png")
+
+
 # -- discrete distributions ---------------------------------------------------------------------------------------------
 def test_histogram_bars_are_frequencies_and_lines_probabilities(tmp_path):
     learned, true = [0.4, 0.3, 0.1, 0.2], [0.5, 0.25, 0.0, 0.25]

@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", type=Path, nargs="?")
     evaluate.add_argument("--batch-size", type=int, default=1000)
     evaluate.add_argument("--importance-samples", type=int, metavar="K",
-                          help="tighten a likelihood bound with K importance samples (dequantized flows)")
+                          help="tighten a likelihood bound with K importance samples (VAEs, dequantized flows)")
     evaluate.add_argument("--real", type=Path, help="real images: a folder of PNG files or a .npz file of one array")
     evaluate.add_argument("--fake", type=Path, help="generated images, as --real")
     evaluate.add_argument("--metrics", metavar="NAME[,NAME...]",
@@ -205,7 +205,36 @@ def _train(args) -> int:
         metrics = evaluate_run(run.directory)
         print(nll_label(metrics) if metrics["likelihood"] else "no likelihood (implicit model)",
               f"| data entropy {metrics['entropy_nats']:.4f} nats" if "entropy_nats" in metrics else "")
+        if "latent" in metrics:
+            print("latent diagnostics on the test data:", *_readable_lines(metrics["latent"]), sep="\n  ")
     return 0
+
+
+def _readable_lines(values: dict, prefix: str = "") -> list[str]:
+    """``key: value`` lines of a dict of diagnostics (nested dicts as ``outer.inner``), numbers to 4 digits."""
+    lines = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            lines += _readable_lines(value, f"{prefix}{key}.")
+        else:
+            shown = (", ".join(map(_readable, value)) or "none") if isinstance(value, list) else _readable(value)
+            lines.append(f"{prefix}{key}: {shown}")
+    return lines
+
+
+def _readable(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _json_text(value, depth: int = 0) -> str:
+    """``value`` as JSON indented by 2, with a list of numbers on one line (a KL per latent dimension)."""
+    inner, outer = "  " * (depth + 1), "  " * depth
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(str(key))}: {_json_text(item, depth + 1)}" for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{outer}}}"
+    if isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
+        return "[\n" + ",\n".join(inner + _json_text(item, depth + 1) for item in value) + f"\n{outer}]"
+    return json.dumps(value)
 
 
 def _sample(args) -> None:
@@ -287,8 +316,8 @@ def _evaluate(args) -> None:
     else:
         check_inception_options((), **options)  # Inception options with no Inception metric to apply them to
     quality = {"metrics": metrics, "n": args.n, "batch_size": args.batch_size} | options if metrics else None
-    print(json.dumps(evaluate_run(args.run, batch_size=args.batch_size, progress=True, sample_quality=quality,
-                                  importance_samples=args.importance_samples), indent=2))
+    print(_json_text(evaluate_run(args.run, batch_size=args.batch_size, progress=True, sample_quality=quality,
+                                  importance_samples=args.importance_samples)))
 
 
 def _report(args) -> None:

@@ -3,7 +3,8 @@
 The figures are the ones the OzonMasters 2022 DGM course draws with its ``dgm_utils`` helpers: grids of image
 samples (``show_samples``), 2D scatters of samples over data (``visualize_2d_samples``), a density evaluated on a
 grid (``visualize_2d_densities``), train and test curves (``plot_training_curves``), the learned versus true
-histograms of seminars 1 and 2, and the latent space of a flow coloured by label (homework 3).
+histograms of seminars 1 and 2, the latent space of a flow or a VAE coloured by label (homeworks 2 and 3), and
+homework 2's pictures of a VAE: reconstruction pairs, interpolations, samples with and without decoder noise.
 
 Every figure is built with the object-oriented API (``matplotlib.figure.Figure``), never with ``pyplot``, so no
 display is needed and no figure outlives the call. Each ``_..._figure`` function returns the figure before it is
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
@@ -88,6 +90,23 @@ def _grid_figure(grid: np.ndarray, title: str | None) -> Figure:
     axes.set_axis_off()
     _title(axes, title)
     return figure
+
+
+def image_pairs(left: ArrayLike, right: ArrayLike, levels: int, path: str | Path, pairs_per_row: int = 4,
+                title: str | None = None) -> Path:
+    """Images ``left[i]`` and ``right[i]`` ``(N, C, H, W)`` side by side, ``pairs_per_row`` pairs a row (homework 2's
+    reconstruction pairs: a test image, then its reconstruction)."""
+    return _save(_grid_figure(_pairs_grid(left, right, levels, pairs_per_row), title), path)
+
+
+def _pairs_grid(left: ArrayLike, right: ArrayLike, levels: int, pairs_per_row: int) -> np.ndarray:
+    left, right = _image_pixels(left, levels), _image_pixels(right, levels)
+    if left.shape != right.shape:
+        raise ValueError(f"the two sides of image pairs must have one shape, got {left.shape[:3]} and "
+                         f"{right.shape[:3]} (N, H, W)")
+    check_integer(pairs_per_row, "pairs_per_row", 1)
+    interleaved = np.stack([left, right], axis=1).reshape(-1, *left.shape[1:])  # left 0, right 0, left 1, ...
+    return image_grid(interleaved.transpose(0, 3, 1, 2), 256, nrow=2 * pairs_per_row)
 
 
 def receptive_field(weights: ArrayLike, pixel: tuple[int, int], path: str | Path, title: str | None = None) -> Path:
@@ -241,8 +260,57 @@ def _density_figure(grid: GridDensity, samples: ArrayLike | None = None, title: 
     return figure
 
 
+def scatter_panels(panels: dict[str, ArrayLike], path: str | Path, reference: ArrayLike | None = None,
+                   title: str | None = None) -> Path:
+    """One scatter of 2D points ``(N, 2)`` per entry of ``panels`` (its title: the key), side by side on the same
+    axes, each over ``reference`` data in grey (homework 2's samples with and without decoder noise)."""
+    return _save(_panels_figure(panels, reference, title), path)
+
+
+def _panels_figure(panels: dict[str, ArrayLike], reference: ArrayLike | None = None,
+                   title: str | None = None) -> Figure:
+    if not panels:
+        raise ValueError("scatter_panels needs at least one panel of points")
+    points = {name: _points(values, f"panels[{name!r}]") for name, values in panels.items()}
+    data = None if reference is None else _points(reference, "reference")
+    figure = Figure(figsize=(4.5 * len(points), 4.8), dpi=DPI, layout="constrained")
+    grid = figure.subplots(1, len(points), squeeze=False, sharex=True, sharey=True)[0]
+    for axes, (name, values) in zip(grid, points.items()):
+        if data is not None:
+            axes.scatter(data[:, 0], data[:, 1], s=1, c="lightgrey", label="data")
+        axes.scatter(values[:, 0], values[:, 1], s=1, c="C0", label="samples")
+        axes.set_title(name)
+    if data is not None:
+        grid[0].legend(markerscale=5)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def reconstructions_2d(points: ArrayLike, reconstructions: ArrayLike, path: str | Path,
+                       title: str | None = None) -> Path:
+    """2D data ``points`` ``(N, 2)`` and their ``reconstructions`` (a VAE's decoder mean at the posterior mean),
+    each pair joined by a grey segment: a collapsed latent draws every point to one place."""
+    return _save(_reconstructions_2d_figure(points, reconstructions, title), path)
+
+
+def _reconstructions_2d_figure(points: ArrayLike, reconstructions: ArrayLike, title: str | None = None) -> Figure:
+    data, decoded = _points(points, "points"), _points(reconstructions, "reconstructions")
+    if data.shape != decoded.shape:
+        raise ValueError(f"points and reconstructions must pair up, got shapes {data.shape} and {decoded.shape}")
+    figure = Figure(figsize=(5, 5), dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    axes.add_collection(LineCollection(np.stack([data, decoded], axis=1), colors="lightgrey", linewidths=0.5))
+    axes.scatter(data[:, 0], data[:, 1], s=2, c="C0", label="data")
+    axes.scatter(decoded[:, 0], decoded[:, 1], s=2, c="C3", label="reconstruction")
+    axes.legend(markerscale=4)
+    _title(axes, title)
+    return figure
+
+
 def latent_scatter(z: ArrayLike, path: str | Path, labels: ArrayLike | None = None, title: str | None = None) -> Path:
-    """A flow's 2D latent codes ``z`` ``(N, 2)`` with the circles ``|z| = 1, 2, 3`` of the ``N(0, I)`` base."""
+    """2D latent codes ``z`` ``(N, 2)`` (a flow's latents, a VAE's posterior means) with the circles
+    ``|z| = 1, 2, 3`` of the ``N(0, I)`` base or prior."""
     return _save(_latent_figure(z, labels, title), path)
 
 

@@ -20,6 +20,10 @@ from dgm.objectives import reverse_kl_terms
 from dgm.run_folder import CURVES_PICTURE, SAMPLES_PICTURE, RunFolder
 
 N_PICTURE_SAMPLES = {"image": 64, "vector": 4000, "sequence": 4}
+LATENT_POINTS = 4000  # test examples in the picture of a 2D latent space
+RECONSTRUCTION_PAIRS = {"image": 32, "vector": 500}  # test examples beside their reconstructions
+INTERPOLATIONS = (10, 10)  # pairs of test images, steps from one to the other (homework 2)
+ENCODER_BATCH = 500  # examples per call of latent_codes
 REVERSE_KL_SAMPLES = 20000  # samples of q behind the reported KL(q ‖ p) on an energy's data
 
 
@@ -39,7 +43,8 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
     density/coverage or mode coverage of the model's samples. ``importance_samples`` tightens a bound with that
     many importance samples (see :func:`~dgm.metrics.likelihood.log_likelihoods`). On the samples of an energy
     (``energy-u1`` …) a model that gives the density of its samples also gets ``KL(q ‖ p)`` from fresh samples,
-    however it was trained."""
+    however it was trained. A model that offers ``latent_diagnostics`` (a VAE's active units, KL per dimension,
+    ELBO surgery) gets them on the test data under ``latent``."""
     folder = RunFolder(directory)
     record = folder.read_record()
     model, data = folder.load_model(), folder.load_data()
@@ -54,6 +59,8 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
         if importance_samples is not None:
             metrics["importance_samples"] = importance_samples
         metrics["validation_loss"] = last_validation_loss(folder)
+    if model.offers("latent_diagnostics"):
+        metrics["latent"] = model.latent_diagnostics(data.test)
     entropy = data_entropy(data)
     if entropy is not None:
         metrics["entropy_nats"] = entropy
@@ -113,7 +120,8 @@ def is_sequence(data: Data) -> bool:
 @torch.no_grad()
 def write_pictures(model, data: Data, directory: str | Path, sample_options: dict | None = None) -> list[Path]:
     """``samples.png`` (drawn with ``sample_options``); where the model offers them its density beside the data's,
-    latent space, layer trajectory and probability table; and ``curves.png``, the training curves."""
+    latent space (:func:`_latent_pictures`), layer trajectory and probability table; and ``curves.png``, the
+    training curves."""
     folder = RunFolder(directory)
     name = f"{model.model_name} on {data.name}"
     n = N_PICTURE_SAMPLES["image" if data.is_image else "sequence" if is_sequence(data) else "vector"]
@@ -126,11 +134,8 @@ def write_pictures(model, data: Data, directory: str | Path, sample_options: dic
         density_plot, _ = plots.density_2d(model.log_prob, _bounds(data), folder.picture("density.png"),
                                            title=f"density of {name}", reference=known)
         written.append(density_plot)
-    if points_2d and model.offers("latent_codes"):
-        latents = model.latent_codes(data.test[:n].to(model.device))
-        labels = None if data.test_labels is None else data.test_labels[:len(latents)]
-        written.append(plots.latent_scatter(latents, folder.picture("latent.png"), labels=labels,
-                                            title=f"latent space of {name}"))
+    if model.offers("latent_codes"):
+        written += _latent_pictures(model, data, folder, name, options)
     if points_2d and model.offers("layer_trajectory"):
         written.append(_trajectory_picture(model, data, folder.picture("trajectory.png"), title=name))
     if data.levels is not None and data.shape in ((1,), (2,)) and model.likelihood == "exact":
@@ -139,6 +144,85 @@ def write_pictures(model, data: Data, directory: str | Path, sample_options: dic
     if logs:
         written.append(plots.training_curves(logs, folder.picture(CURVES_PICTURE)))
     return written
+
+
+def _latent_pictures(model, data: Data, folder: RunFolder, name: str, options: dict) -> list[Path]:
+    """The pictures of a model that offers ``latent_codes``: ``latent.png``, the test data's codes coloured by label
+    where the latent space is 2-dimensional; and where it also offers ``decode`` (homework 2), for images
+    ``reconstructions.png`` (test images beside the decoder's mean at their codes) and ``interpolations.png``
+    (decoded straight lines between the codes of two test images), for 2D points ``reconstructions.png`` and
+    ``decoder_noise.png`` (samples with and without the decoder's noise, where ``sample`` takes
+    ``decoder_noise``)."""
+    written = []
+    if model.latent_codes(data.test[:1].to(model.device)).shape[1:] == (2,):
+        codes = _latent_codes(model, data.test[:LATENT_POINTS])
+        labels = None if data.test_labels is None else data.test_labels[:len(codes)]
+        written.append(plots.latent_scatter(codes, folder.picture("latent.png"), labels=labels,
+                                            title=f"latent space of {name}"))
+    if not model.offers("decode"):
+        return written
+    points_2d = data.levels is None and data.shape == (2,)
+    if data.is_image:
+        test = data.test[:RECONSTRUCTION_PAIRS["image"]]
+        reconstructions, noise = _decoder_mean(model, _latent_codes(model, test), fallback=True)
+        written.append(plots.image_pairs(test, reconstructions, data.levels, folder.picture("reconstructions.png"),
+                                         title=f"test images and their reconstructions ({noise})\nby {name}"))
+        written += _interpolation_picture(model, data, folder.picture("interpolations.png"), name)
+    elif points_2d:
+        test = data.test[:RECONSTRUCTION_PAIRS["vector"]]
+        reconstructions, _ = _decoder_mean(model, _latent_codes(model, test), fallback=False)
+        if reconstructions is not None:
+            written.append(plots.reconstructions_2d(test, reconstructions, folder.picture("reconstructions.png"),
+                                                    title=f"reconstructions (decoder mean)\nby {name}"))
+        written += _decoder_noise_picture(model, data, folder.picture("decoder_noise.png"), name, options)
+    return written
+
+
+def _latent_codes(model, x: torch.Tensor) -> torch.Tensor:
+    """``model.latent_codes`` of ``x``, in batches."""
+    return torch.cat([model.latent_codes(batch.to(model.device)) for batch in x.split(ENCODER_BATCH)])
+
+
+def _decoder_mean(model, codes: torch.Tensor, fallback: bool) -> tuple[torch.Tensor | None, str]:
+    """``decode(codes)`` without the decoder's noise and the words ``"decoder mean"``; where the decoder has no
+    mean (``ValueError``: an autoregressive decoder), a draw and ``"a draw of the decoder"`` if ``fallback``, else
+    ``None``."""
+    try:
+        return model.decode(codes, decoder_noise=False), "decoder mean"
+    except ValueError:
+        return (model.decode(codes), "a draw of the decoder") if fallback else (None, "")
+
+
+def _interpolation_picture(model, data: Data, path: Path, name: str) -> list[Path]:
+    """Homework 2's interpolations: the decoder's mean along ``z = (1 − t) z₁ + t z₂`` for ``t`` from 0 to 1, one
+    row per pair of test images (none where the decoder has no mean: a draw of each step would cost more than the
+    samples)."""
+    pairs, steps = INTERPOLATIONS
+    if len(data.test) < 2 * pairs:
+        return []
+    codes = _latent_codes(model, data.test[:2 * pairs])
+    start, end = codes[:pairs].unsqueeze(1), codes[pairs:].unsqueeze(1)
+    t = torch.linspace(0, 1, steps, device=codes.device, dtype=codes.dtype).view(1, steps, *[1] * (codes.dim() - 1))
+    frames, _ = _decoder_mean(model, ((1 - t) * start + t * end).flatten(0, 1), fallback=False)
+    if frames is None:
+        return []
+    return [plots.save_image_grid(frames, data.levels, path, nrow=steps,
+                                  title=f"interpolations between test images by {name}")]
+
+
+def _decoder_noise_picture(model, data: Data, path: Path, name: str, options: dict) -> list[Path]:
+    """Homework 2's samples with and without decoder noise, side by side over the test data, where the model's
+    ``sample`` takes ``decoder_noise``."""
+    try:
+        model.check_sample_options({"decoder_noise": False})
+    except ValueError:
+        return []
+    n = N_PICTURE_SAMPLES["vector"]
+    options = {key: value for key, value in options.items() if key != "decoder_noise"} | sample_labels(model, n)
+    panels = {f"samples {'with' if noise else 'without'} decoder noise": model.sample(n, decoder_noise=noise,
+                                                                                       **options)
+              for noise in (True, False)}
+    return [plots.scatter_panels(panels, path, reference=data.test[:n], title=name)]
 
 
 def _trajectory_picture(model, data: Data, path: Path, title: str, n: int = 2000) -> Path:

@@ -69,6 +69,17 @@ def _check_options(ema_decay: float | None, **positive) -> None:
         raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
 
 
+def _check_self_updating(model: GenerativeModel, ema_decay: float | None, devices: int) -> None:
+    """A model that updates itself (online EM, no optimizer groups) takes neither an EMA of its weights, which would
+    average its untrained start in, nor several devices, whose statistics it would not share."""
+    name = model.model_name or type(model).__name__
+    if ema_decay is not None:
+        raise ValueError(f"{name} updates itself (EM) and has no weights to average: leave ema_decay unset")
+    if devices > 1:
+        raise ValueError(f"{name} updates itself by online EM, whose statistics are not shared between processes: "
+                         "train it on one device")
+
+
 def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None, *,
         max_epochs: int | None = None, max_steps: int | None = None, max_time: float | None = None,
         batch_size: int = 128, lr: float = 1e-3, lr_schedule: str = "constant", grad_clip: float | None = None,
@@ -119,6 +130,8 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
                             grad_clip=grad_clip,
                             train_labels=None if labels is None else lambda indices: labels[indices],
                             objective=_objective(model, data, objective, anneal_steps), stop=stop)
+    if not module.groups:
+        _check_self_updating(model, ema_decay, devices)
     datamodule = DataModule(len(data.train), data.test, batch_size=batch_size, seed=seed, eval_batches=eval_batches,
                             test_labels=None if labels is None else data.test_labels)
     ema = [] if ema_decay is None else [EMAWeightAveraging(decay=ema_decay)]
