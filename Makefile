@@ -32,7 +32,8 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
 benchmark: $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]' && \
+		$(BIN)/pip install --quiet --disable-pip-version-check --no-deps pythae==0.1.2
 	$(BIN)/python benchmarks/train_speed.py
 	$(BIN)/python benchmarks/frechet_speed.py
 	$(BIN)/python benchmarks/fid_speed.py

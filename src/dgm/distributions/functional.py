@@ -45,4 +45,7 @@ def normal_kl(loc: Tensor, log_scale: Tensor, other_loc: Tensor | float = 0.0,
 
 def log1mexp(d: Tensor) -> Tensor:
     """``log(1 - e^{-d})`` for ``d > 0``, accurate for small and large ``d`` (Mächler, 2012)."""
-    return torch.where(d < math.log(2), torch.log(-torch.expm1(-d)), torch.log1p(-torch.exp(-d)))
+    near = d < math.log(2)  # each branch sees only the arguments it is accurate for: no inf in the unused one,
+    # whose gradient torch.where would multiply by 0 into NaN
+    return torch.where(near, torch.log(-torch.expm1(-d.clamp(max=math.log(2)))),
+                       torch.log1p(-torch.exp(-d.clamp(min=math.log(2)))))

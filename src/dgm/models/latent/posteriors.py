@@ -27,7 +27,8 @@ from torch import Tensor, nn
 from dgm.distributions.functional import normal_log_density
 from dgm.flows.bijection import Compose
 
-POSTERIOR_LOG_SCALE_MIN = -9.0  # σ ≥ e^-9: a posterior may grow sharp, never singular
+POSTERIOR_LOG_SCALE_RANGE = (-9.0, 9.0)  # e^-9 ≤ σ ≤ e^9: a posterior may grow sharp, never singular, nor so wide
+# (far outside the data a network's output grows without bound) that its draws overflow
 
 
 @dataclass
@@ -53,7 +54,7 @@ class GaussianPosterior(nn.Module):
     def encode(self, inputs: Tensor) -> Encoding:
         outputs = self.network(inputs)
         loc, log_scale, context = outputs.split([self.latent_dim, self.latent_dim, self.context_dim], dim=1)
-        return Encoding(loc, log_scale.clamp(min=POSTERIOR_LOG_SCALE_MIN), context if self.context_dim else None)
+        return Encoding(loc, log_scale.clamp(*POSTERIOR_LOG_SCALE_RANGE), context if self.context_dim else None)
 
     def rsample(self, encoding: Encoding, samples: int) -> tuple[Tensor, Tensor]:
         """``K = samples`` reparameterised draws per example ``(K, N, latent_dim)`` and their ``log q``, ``(K, N)``."""
