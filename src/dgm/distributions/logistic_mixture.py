@@ -43,7 +43,8 @@ from torch import Tensor
 from dgm.core import check_integer
 from dgm.distributions.codec import half_bin_width, to_interval, to_levels
 from dgm.distributions.functional import log1mexp
-from dgm.distributions.likelihoods import CategoricalPixels, check_values, sum_per_example
+from dgm.distributions.likelihoods import (BernoulliPixels, CategoricalPixels, GaussianPixels, check_values,
+                                           sum_per_example)
 
 LOG_SCALE_MIN = -7.0  # s ≥ e^-7 ≈ 0.0009: sharper than any bin of 8-bit data (h ≈ 0.0039), finite densities
 UNIFORM_MARGIN = 1e-5  # logistic samples use u ∈ [margin, 1 - margin], so their logit is finite
@@ -169,3 +170,27 @@ def pixel_head(channels: int, levels: int, output: PixelHead | None, components:
                              f"logistic mixture), got {channels}; use output='logistic'")
         return CategoricalPixels(channels, levels)
     raise ValueError(f"output must be 'logistic', 'categorical' or None, got {output!r}")
+
+
+DECODER_OUTPUTS = ("bernoulli", "categorical", "logistic", "gaussian")
+
+
+def decoder_head(channels: int, levels: int | None, output: str | None = None, components: int = 5,
+                 learned_scale: bool = True):
+    """The distribution of every entry of data with ``channels`` channels and ``levels`` values (``None``:
+    continuous) given a decoder's output, for the latent-variable models (VAE, VQ-VAE, dVAE): ``output`` one of
+    ``DECODER_OUTPUTS``, by default Bernoulli for binary data, the logistic mixture of ``components`` components for
+    more levels, and a Gaussian (its scale learned, or fixed at 1) for continuous data."""
+    if output is None:
+        output = "gaussian" if levels is None else "bernoulli" if levels == 2 else "logistic"
+    if output not in DECODER_OUTPUTS:
+        raise ValueError(f"output must be one of {', '.join(DECODER_OUTPUTS)}, got {output!r}")
+    if output == "gaussian":
+        return GaussianPixels(channels, levels, learned_scale=learned_scale)
+    if levels is None:
+        raise ValueError(f"the {output} output models discrete data; continuous data take output='gaussian'")
+    if output == "bernoulli":
+        if levels != 2:
+            raise ValueError(f"the Bernoulli output models binary data (levels=2), got levels={levels}")
+        return BernoulliPixels(channels)
+    return pixel_head(channels, levels, output, components)

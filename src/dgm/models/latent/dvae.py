@@ -5,7 +5,7 @@ lecture 12.
 **Model.** ``latents`` independent categorical variables ``z_l`` of ``categories`` classes each, one-hot vectors
 with a uniform prior ``p(z) = Π_l 1/K``; a decoder ``p(x | z)`` (an MLP or a convolutional net of
 :mod:`dgm.models.latent.networks` to a Bernoulli for binary images, else a categorical or discretized logistic
-mixture of :func:`dgm.distributions.pixel_head`); an encoder gives the posterior ``q(z_l | x) = Cat(π_l(x))``.
+mixture, :func:`dgm.distributions.decoder_head`); an encoder gives the posterior ``q(z_l | x) = Cat(π_l(x))``.
 
 **Gumbel-softmax** (Jang et al., eqs. 1–2). With ``g_k = −log(−log u_k)``, ``u_k ~ U(0, 1)``,
 
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dgm.core import GenerativeModel, Losses, Update, check_data, check_integer, check_levels
-from dgm.distributions import BernoulliPixels, importance_weighted_bound, pixel_head, to_interval
+from dgm.distributions import decoder_head, importance_weighted_bound, to_interval
 from dgm.models.latent.diagnostics import posterior_collapse
 from dgm.models.latent.networks import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
 from dgm.registry import register_model
@@ -95,8 +95,7 @@ class GumbelSoftmaxVAE(GenerativeModel):
         self.initial_temperature, self.temperature_min, self.anneal_rate = temperature, temperature_min, anneal_rate
         self.hard = hard
         channels, size = self.shape[0], self.shape[1:]
-        self.head = BernoulliPixels(channels) if output is None and levels == 2 else \
-            pixel_head(channels, self.levels, output, components)
+        self.head = decoder_head(channels, self.levels, output, components)
         code = self.latents * self.categories
         if network == "mlp":
             self.encoder = mlp_encoder(self.shape, hidden, code)

@@ -48,8 +48,7 @@ import torch
 from torch import Tensor, nn
 
 from dgm.core import GenerativeModel, Losses, Update, check_integer, check_levels
-from dgm.distributions import (BernoulliPixels, CategoricalPixels, GaussianPixels, log_mean_exp, normal_kl,
-                               pixel_head, to_interval)
+from dgm.distributions import decoder_head, log_mean_exp, normal_kl, to_interval
 from dgm.flows.autoregressive import InverseAutoregressive, autoregressive_flow
 from dgm.flows.bijection import Compose
 from dgm.flows.planar import AmortizedPlanar
@@ -57,11 +56,10 @@ from dgm.flows.transforms import Affine
 from dgm.models.latent.decoders import FactorizedDecoder, PixelCNNDecoder
 from dgm.models.latent.networks import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
 from dgm.models.latent.posteriors import Encoding, FlowPosterior, GaussianPosterior
-from dgm.models.latent.priors import PRIORS, make_prior
+from dgm.models.latent.priors import make_prior
 from dgm.registry import register_model
 
 NETWORKS = ("mlp", "conv")
-OUTPUTS = ("bernoulli", "categorical", "logistic", "gaussian")
 POSTERIORS = ("diagonal", "iaf", "planar")
 DIP_VARIANTS = (None, "i", "ii")
 EVALUATION_ELEMENTS = 2 ** 24  # decoder outputs per chunk of importance samples when log_prob takes many
@@ -167,25 +165,10 @@ class VAE(GenerativeModel):
 
     def _head(self, output: str | None, scale: str, components: int):
         """The distribution of the data's entries given the decoder's output (see the module docstring)."""
-        channels = self.shape[0] if len(self.shape) == 3 else 1
-        if output is None:
-            output = "gaussian" if self.levels is None else "bernoulli" if self.levels == 2 else "logistic"
-        if output not in OUTPUTS:
-            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         if scale not in ("learned", "fixed"):
             raise ValueError(f"decoder_scale must be 'learned' or 'fixed' (sigma = 1), got {scale!r}")
-        if output == "gaussian":
-            return GaussianPixels(channels, self.levels, learned_scale=scale == "learned")
-        if self.levels is None:
-            raise ValueError(f"the {output} output models discrete data; continuous data take output='gaussian'")
-        if output == "bernoulli":
-            if self.levels != 2:
-                raise ValueError(f"the Bernoulli output models binary data (levels=2), got levels={self.levels}")
-            return BernoulliPixels(channels)
-        if output == "categorical":
-            return CategoricalPixels(channels, self.levels) if channels == 1 else \
-                pixel_head(channels, self.levels, "categorical", components)
-        return pixel_head(channels, self.levels, "logistic", components)
+        channels = self.shape[0] if len(self.shape) == 3 else 1
+        return decoder_head(channels, self.levels, output, components, learned_scale=scale == "learned")
 
     # -- the parts at work ----------------------------------------------------------------------------------------
     def encoder_input(self, x: Tensor) -> Tensor:

@@ -5,7 +5,7 @@
 and a 1x1 convolution to the code dimension ``D``) maps an image to a feature map ``z_e(x)``; a vector quantizer
 (:mod:`dgm.models.latent.quantize`) replaces each vector by its nearest of ``K`` codes, giving the code map ``k(x)``
 and ``z_q(x)``; the decoder (:class:`~dgm.models.latent.networks.UpsamplingConvNet`) maps ``z_q`` to the parameters
-of a pixel distribution (:func:`dgm.distributions.pixel_head`: a categorical or a discretized logistic mixture,
+of a pixel distribution (:func:`dgm.distributions.decoder_head`: a categorical or a discretized logistic mixture,
 Bernoulli for binary images), so ``−log p(x | z_q)`` is a reconstruction negative log-likelihood in nats. The
 autoencoder minimises eq. 3: ``−log p(x | z_q) + ‖sg[z_e] − e‖² + β ‖z_e − sg[e]‖²`` (the codebook term is replaced
 by moving averages with ``ema=True``).
@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgm.core import GenerativeModel, Losses, OptimizerGroup, Update, check_data, check_integer, check_levels
-from dgm.distributions import BernoulliPixels, pixel_head, to_interval
+from dgm.distributions import decoder_head, to_interval
 from dgm.models.autoregressive.gated_pixelcnn import GatedPixelCNN
 from dgm.models.latent.networks import DownsamplingConvNet, UpsamplingConvNet, check_widths, downsampled_size
 from dgm.models.latent.quantize import Quantized, VectorQuantizer, perplexity
@@ -82,8 +82,7 @@ class VQVAE(GenerativeModel):
         self.autoencoder_steps = check_integer(autoencoder_steps, "autoencoder_steps", 0)
         widths, channels = check_widths(widths), self.shape[0]
         features = widths[-1]
-        self.head = BernoulliPixels(channels) if output is None and levels == 2 else \
-            pixel_head(channels, self.levels, output, components)
+        self.head = decoder_head(channels, self.levels, output, components)
 
         self.encoder = DownsamplingConvNet(channels, widths, residual_blocks)
         self.code_size = tuple(downsampled_size(size, self.encoder.steps) for size in self.shape[1:])
