@@ -131,8 +131,9 @@ def write_pictures(model, data: Data, directory: str | Path, sample_options: dic
     points_2d = data.levels is None and data.shape == (2,)
     if points_2d and model.likelihood is not None:
         known = getattr(data.distribution, "log_prob", None)  # the data's own density, drawn beside the model's
+        what = "density" if model.likelihood == "exact" else "exp(lower bound of the log-density)"
         density_plot, _ = plots.density_2d(model.log_prob, _bounds(data), folder.picture("density.png"),
-                                           title=f"density of {name}", reference=known)
+                                           title=f"{what} of {name}", reference=known)
         written.append(density_plot)
     if model.offers("latent_codes"):
         written += _latent_pictures(model, data, folder, name, options)
