@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from dgm.distributions import normal_kl
-from dgm.distributions.functional import HALF_LOG_TWO_PI, normal_log_density
+from dgm.distributions.functional import equal_mixture_log_density, normal_log_density
 from dgm.models.latent.posteriors import Encoding
 
 ACTIVE_THRESHOLD = 0.01  # A_u above this: an active unit (Burda et al., 2016, §5.2)
@@ -55,7 +55,6 @@ ENCODER_BATCH = 500  # examples per pass of the encoder
 KL_SAMPLES = 8  # draws of q(z | x) per example behind a Monte Carlo KL
 MEAN_SAMPLES = 32  # draws of q(z | x) per example behind a flow posterior's mean
 SURGERY_SAMPLES = 2000  # draws of the aggregate posterior behind I[x, z]
-MIXTURE_ELEMENTS = 2 ** 23  # (draw, example) log-densities per chunk of log q(z)
 
 
 @torch.no_grad()
@@ -137,19 +136,9 @@ def posterior_collapse(kl_per_dim: Tensor, threshold: float = COLLAPSE_THRESHOLD
 
 def aggregate_log_density(z: Tensor, encoding: Encoding) -> Tensor:
     """``log q(z) = logsumexp_m log q(z | x_m) − log N`` of latents ``z`` ``(S, latent_dim)`` under the mixture of
-    the ``N`` diagonal Gaussians of ``encoding``, ``(S,)`` in float64.
-
-    The ``S × N`` log-densities are two matrix products, ``Σ_j log N(z_j; μ_mj, σ_mj²) = −½ Σ_j z_j² / σ_mj²
-    + Σ_j z_j μ_mj / σ_mj² + c_m`` with ``c_m = −½ Σ_j μ_mj² / σ_mj² − Σ_j log σ_mj − (D/2) log 2π``, in float64
-    (the terms reach ``(μ/σ)² ≈ 10⁹`` for a sharp posterior; their sum is what matters), by chunks of draws.
-    """
-    loc, log_scale, z = encoding.loc.double(), encoding.log_scale.double(), z.double()
-    n, dim = loc.shape
-    precision = torch.exp(-2 * log_scale)  # (N, D)
-    constant = -0.5 * (loc ** 2 * precision).sum(dim=1) - log_scale.sum(dim=1) - dim * HALF_LOG_TWO_PI
-    chunk = max(1, MIXTURE_ELEMENTS // n)
-    return torch.cat([torch.logsumexp(-0.5 * part ** 2 @ precision.T + part @ (loc * precision).T + constant, dim=1)
-                      for part in z.split(chunk)]) - math.log(n)
+    the ``N`` diagonal Gaussians of ``encoding``, ``(S,)`` in float64
+    (:func:`dgm.distributions.functional.equal_mixture_log_density`)."""
+    return equal_mixture_log_density(z, encoding.loc, encoding.log_scale)
 
 
 @torch.no_grad()

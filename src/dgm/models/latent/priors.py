@@ -16,7 +16,6 @@
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -24,7 +23,7 @@ from torch import Tensor, nn
 
 from dgm.core import PlacedModule, check_integer
 from dgm.distributions import MixtureOfGaussians, StandardNormal
-from dgm.distributions.functional import normal_log_density
+from dgm.distributions.functional import equal_mixture_log_density
 from dgm.flows import Compose, FlowModel, mlp_coupling
 from dgm.flows.autoregressive import MaskedAutoregressive, autoregressive_flow
 from dgm.flows.permutation import alternating_mask
@@ -52,10 +51,10 @@ class VampPrior(PlacedModule):
         return torch.tanh(self.raw_inputs) if self.bounded else self.raw_inputs
 
     def log_prob(self, z: Tensor) -> Tensor:
-        """``log (1/K) Σ_k q(z | u_k)`` of ``z`` ``(B, latent_dim)``, ``(B,)``, by ``logsumexp`` over ``k``."""
+        """``log (1/K) Σ_k q(z | u_k)`` of ``z`` ``(B, latent_dim)``, ``(B,)``, by two matrix products
+        (:func:`~dgm.distributions.functional.equal_mixture_log_density`)."""
         encoding = self.posterior.encode(self.pseudo_inputs())
-        per_input = normal_log_density(z.unsqueeze(1), encoding.loc, encoding.log_scale).sum(dim=-1)  # (B, K)
-        return torch.logsumexp(per_input, dim=1) - math.log(len(self.raw_inputs))
+        return equal_mixture_log_density(z, encoding.loc, encoding.log_scale).to(z.dtype)
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
