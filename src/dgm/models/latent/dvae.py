@@ -39,9 +39,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dgm.core import GenerativeModel, Losses, Update, check_data, check_integer, check_levels
-from dgm.distributions import decoder_head, importance_weighted_bound, to_interval
+from dgm.distributions import decoder_head, importance_weighted_bound
 from dgm.models.latent.diagnostics import posterior_collapse
-from dgm.models.latent.networks import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
+from dgm.models.latent.networks import conv_decoder, conv_encoder, encoder_input, mlp_decoder, mlp_encoder
 from dgm.registry import register_model
 
 NETWORKS = ("mlp", "conv")
@@ -113,7 +113,7 @@ class GumbelSoftmaxVAE(GenerativeModel):
 
     def posterior_logits(self, x: Tensor) -> Tensor:
         """``log π(x)`` up to a constant per latent, ``(N, latents, categories)``."""
-        return self.encoder(to_interval(x, self.levels)).view(len(x), self.latents, self.categories)
+        return self.encoder(encoder_input(x, self.levels)).view(len(x), self.latents, self.categories)
 
     def decoder_log_prob(self, x: Tensor, z: Tensor) -> Tensor:
         """``log p(x | z)`` of each example for one-hot (or relaxed) ``z`` ``(N, latents, categories)``, ``(N,)``."""

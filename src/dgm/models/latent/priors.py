@@ -36,8 +36,8 @@ class VampPrior(PlacedModule):
     """``p(z) = (1/K) Σ_k q(z | u_k)`` with ``K`` learned pseudo-inputs ``u_k`` in the encoder's input space.
 
     The posterior is the VAE's own (a reference, not a submodule: its weights belong to the VAE once). For discrete
-    data, whose encoder reads ``[-1, 1]``, a pseudo-input is ``tanh`` of a free parameter (the paper's hard-tanh
-    keeps them in the data's range); for continuous data it is free. They start at small random values.
+    data, whose encoder reads ``[0, 1]``, a pseudo-input is the sigmoid of a free parameter (the paper's hard-tanh
+    keeps them in the data's range); for continuous data it is free. They start near the middle of the range.
     """
 
     def __init__(self, posterior, input_shape: Sequence[int], pseudo_inputs: int, bounded: bool):
@@ -48,7 +48,7 @@ class VampPrior(PlacedModule):
         self.bounded = bounded
 
     def pseudo_inputs(self) -> Tensor:
-        return torch.tanh(self.raw_inputs) if self.bounded else self.raw_inputs
+        return torch.sigmoid(self.raw_inputs) if self.bounded else self.raw_inputs
 
     def log_prob(self, z: Tensor) -> Tensor:
         """``log (1/K) Σ_k q(z | u_k)`` of ``z`` ``(B, latent_dim)``, ``(B,)``, by two matrix products

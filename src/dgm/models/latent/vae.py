@@ -48,13 +48,13 @@ import torch
 from torch import Tensor, nn
 
 from dgm.core import GenerativeModel, Losses, Update, check_integer, check_levels
-from dgm.distributions import decoder_head, log_mean_exp, normal_kl, to_interval
+from dgm.distributions import decoder_head, log_mean_exp, normal_kl
 from dgm.flows.autoregressive import InverseAutoregressive, autoregressive_flow
 from dgm.flows.bijection import Compose
 from dgm.flows.planar import AmortizedPlanar
 from dgm.flows.transforms import Affine
 from dgm.models.latent.decoders import FactorizedDecoder, PixelCNNDecoder
-from dgm.models.latent.networks import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
+from dgm.models.latent.networks import conv_decoder, conv_encoder, encoder_input, mlp_decoder, mlp_encoder
 from dgm.models.latent.posteriors import Encoding, FlowPosterior, GaussianPosterior
 from dgm.models.latent.priors import make_prior
 from dgm.registry import register_model
@@ -171,14 +171,10 @@ class VAE(GenerativeModel):
         return decoder_head(channels, self.levels, output, components, learned_scale=scale == "learned")
 
     # -- the parts at work ----------------------------------------------------------------------------------------
-    def encoder_input(self, x: Tensor) -> Tensor:
-        """What the encoder reads: discrete data on ``[-1, 1]`` (:func:`dgm.distributions.to_interval`), continuous
-        data as they are."""
-        return x if self.levels is None else to_interval(x, self.levels)
-
     def encode(self, x: Tensor) -> Encoding:
-        """The posterior's parameters for data ``x`` (checked by the caller)."""
-        return self.posterior.encode(self.encoder_input(x))
+        """The posterior's parameters for data ``x`` (checked by the caller), read as
+        :func:`~dgm.models.latent.networks.encoder_input` gives them."""
+        return self.posterior.encode(encoder_input(x, self.levels))
 
     @property
     def analytic_kl(self) -> bool:

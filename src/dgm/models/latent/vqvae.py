@@ -47,9 +47,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgm.core import GenerativeModel, Losses, OptimizerGroup, Update, check_data, check_integer, check_levels
-from dgm.distributions import decoder_head, to_interval
+from dgm.distributions import decoder_head
 from dgm.models.autoregressive.gated_pixelcnn import GatedPixelCNN
-from dgm.models.latent.networks import DownsamplingConvNet, UpsamplingConvNet, check_widths, downsampled_size
+from dgm.models.latent.networks import (DownsamplingConvNet, UpsamplingConvNet, check_widths, downsampled_size,
+                                       encoder_input)
 from dgm.models.latent.quantize import Quantized, VectorQuantizer, perplexity
 from dgm.registry import register_model
 
@@ -106,7 +107,7 @@ class VQVAE(GenerativeModel):
     # -- the autoencoder ------------------------------------------------------------------------------------------
     def quantize(self, x: Tensor) -> list[Quantized]:
         """The quantized code maps of ``x``, the coarsest first (one, or the top and the bottom one)."""
-        h = self.encoder(to_interval(x, self.levels))
+        h = self.encoder(encoder_input(x, self.levels))
         if self.hierarchy == 1:
             return [self.quantizers[0](self.to_code(h))]
         top = self.quantizers[0](self.top_encoder(h))
