@@ -5,8 +5,10 @@ a standard normal prior and a diagonal Gaussian posterior (829 232 parameters ea
 ``--threads`` CPU threads and the same seed:
 
 - dgm: ``dgm.create("vae", data=data, latent_dim=16, hidden=[512])`` trained by ``dgm.training.fit`` for
-  ``--minutes`` (Adam 1e-3, batch 64). Its seconds are the trainer's, Lightning and its per-epoch test evaluation
-  and checkpoints included.
+  ``--minutes`` (Adam 1e-3, batch 64) with the trainer's exponential moving average of the weights
+  (``ema_decay=0.999``, evaluated and exported; at 8000 steps it gives a test NLL bound 1.0 nats lower than the raw
+  weights). Its seconds are the trainer's, Lightning, the average's update, its per-epoch test evaluation and
+  checkpoints included.
 - pythae 0.1.2: ``VAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=16, reconstruction_loss="bce"))`` with its
   default ``Encoder_VAE_MLP`` / ``Decoder_AE_MLP``, trained for the same ``--minutes`` by a bare loop (Adam 1e-3,
   batch 64) that calls the model's ``forward(DatasetOutput(data=batch))`` and steps on its ``loss``. pythae's own
@@ -63,6 +65,7 @@ from dgm.training import fit
 from dgm.training.progress import batches_per_epoch
 
 LATENT, HIDDEN, BATCH, LR = 16, 512, 64, 1e-3
+EMA_DECAY = 0.999  # dgm's trainer averages the weights; pythae has no such option
 EVAL_BATCH = 100  # test images per evaluation batch
 EVAL_ELEMENTS = 2 ** 24  # decoder outputs per chunk of importance samples (~64 MiB of float32 per tensor)
 SANITY_IMAGES = 16
@@ -78,11 +81,13 @@ def parameters(module: nn.Module) -> int:
 
 # -- training -----------------------------------------------------------------------------------------------------
 def train_dgm(data, seconds: float, seed: int) -> tuple[nn.Module, int, float]:
-    """dgm's VAE trained by ``fit`` for ``seconds``; also its steps and the seconds the trainer reports."""
+    """dgm's VAE trained by ``fit`` for ``seconds`` with an EMA of its weights; also its steps and the seconds the
+    trainer reports."""
     torch.manual_seed(seed)
     model = dgm.create("vae", data=data, latent_dim=LATENT, hidden=[HIDDEN])
     with tempfile.TemporaryDirectory() as directory:
-        run = fit(model, data, directory, max_time=seconds, batch_size=BATCH, lr=LR, seed=seed, progress=False)
+        run = fit(model, data, directory, max_time=seconds, batch_size=BATCH, lr=LR, ema_decay=EMA_DECAY, seed=seed,
+                  progress=False)
     return run.model.eval(), run.step, run.seconds
 
 
@@ -209,8 +214,9 @@ def table(rows: list[dict], samples: int, test_size: int, ratio: float, command:
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). Dynamically binarized MNIST, each model "
              f"trained for the same wall-clock time (Adam 1e-3, batch 64); test scores in nats per image on "
              f"{test_size} test images (the data set's fixed draw), ± standard error over images. NLL: −L_K, the "
-             f"importance-weighted bound with K = {samples}. dgm's seconds include its trainer (Lightning, per-epoch "
-             "test evaluation, checkpoints); pythae is trained by a bare loop.", "",
+             f"importance-weighted bound with K = {samples}. dgm's seconds include its trainer (Lightning, the EMA "
+             f"of the weights with decay {EMA_DECAY}, per-epoch test evaluation, checkpoints); pythae is trained by a "
+             "bare loop.", "",
              f"| model | parameters | seconds | steps | ms/step | epochs | test −ELBO | test NLL (K={samples}) |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:

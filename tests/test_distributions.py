@@ -9,6 +9,7 @@ import torch
 import torch.distributions as td
 from scipy.stats import chisquare, norm
 
+import dgm
 from dgm.distributions import (Bernoulli, Categorical, CategoricalPixels, DiagonalNormal, DiscretizedGaussian,
                                DiscretizedLogisticMixture, Gaussian, MixtureOfGaussians, StandardNormal, to_interval,
                                to_levels)
@@ -332,15 +333,19 @@ def test_likelihoods_refuse_bad_data(distribution, bad, match):
         distribution.log_prob(bad)
 
 
-def test_heads_refuse_bad_data():
+def test_heads_refuse_data_of_the_wrong_shape_and_leave_values_to_the_model():
     mixture = DiscretizedLogisticMixture(channels=3, levels=4, components=2)
-    with pytest.raises(ValueError, match="0..3"):
-        mixture.log_prob(torch.zeros(2, mixture.param_channels, 2, 2), torch.full((2, 3, 2, 2), 4.0))
     with pytest.raises(ValueError, match="shape"):
         mixture.log_prob(torch.zeros(2, mixture.param_channels, 2, 2), torch.zeros(2, 1, 2, 2))
     head = CategoricalPixels(channels=1, levels=2)
+    with pytest.raises(ValueError, match="3 examples"):
+        head.log_prob(torch.zeros(3, 2, 3, 3), torch.zeros(2, 1, 3, 3))
+    with pytest.raises(ValueError, match=r"shape \(2, 1, 3, 3\)"):
+        head.log_prob(torch.zeros(2, 2, 3, 3), torch.zeros(2, 1, 3, 2))
+    # the values are the model's to check (core.DATA_METHODS), once per call, not the head's again
+    model = dgm.create("pixelcnn", shape=(1, 3, 3), levels=2, filters=4, layers=1, kernel_size=3)
     with pytest.raises(ValueError, match="0..1"):
-        head.log_prob(torch.zeros(2, 2, 3, 3), torch.full((2, 1, 3, 3), 3.0))
+        model.log_prob(torch.full((2, 1, 3, 3), 3.0))
 
 
 def test_bad_parameters_and_events_are_refused():

@@ -13,6 +13,7 @@ from dgm.plots import read_metrics_csv
 from dgm.run_folder import RunFolder
 from dgm.runs import write_pictures
 from dgm.training import TrainingDiverged, fit, seed_everything
+from dgm.training.fit import denormals_flushed, flushes_denormals
 
 
 def _fit(data, directory, **options):
@@ -103,6 +104,41 @@ def test_ema_exports_the_averaged_weights(tmp_path, gaussian_data):
     # with decay 0 the average is the current weights
     no_memory = _fit(gaussian_data, tmp_path / "ema0", max_epochs=3, ema_decay=0.0)
     torch.testing.assert_close(no_memory.model.mean, plain.model.mean, atol=1e-6, rtol=0)
+
+
+class RecordWeights(Callback):
+    """The raw (not averaged) ``mean`` after every optimizer step."""
+
+    def __init__(self):
+        self.trajectory = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.trajectory.append(module.model.mean.detach().clone())
+
+
+def test_ema_follows_its_recursion(tmp_path, gaussian_data):
+    """average_1 = w_1, average_t = d · average_{t-1} + (1 − d) · w_t over the raw weights w_t of every step."""
+    decay, recorder = 0.9, RecordWeights()
+    run = _fit(gaussian_data, tmp_path / "ema", max_epochs=2, ema_decay=decay, callbacks=[recorder])
+    average = recorder.trajectory[0]
+    for weights in recorder.trajectory[1:]:
+        average = decay * average + (1 - decay) * weights
+    torch.testing.assert_close(run.model.mean.detach(), average, atol=1e-6, rtol=0)
+
+
+class RecordDenormalFlushing(Callback):
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.flushing = flushes_denormals()
+
+
+def test_training_flushes_denormals_and_restores_the_setting(tmp_path, gaussian_data):
+    recorder = RecordDenormalFlushing()
+    assert not flushes_denormals()
+    _fit(gaussian_data, tmp_path / "run", max_epochs=1, callbacks=[recorder])
+    assert recorder.flushing and not flushes_denormals()
+    with denormals_flushed():  # a caller's own setting is kept
+        _fit(gaussian_data, tmp_path / "again", max_epochs=1)
+        assert flushes_denormals()
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, gaussian_data):

@@ -43,7 +43,7 @@ from torch import Tensor
 from dgm.core import check_integer
 from dgm.distributions.codec import half_bin_width, to_interval, to_levels
 from dgm.distributions.functional import log1mexp
-from dgm.distributions.likelihoods import (BernoulliPixels, CategoricalPixels, GaussianPixels, check_values,
+from dgm.distributions.likelihoods import (BernoulliPixels, CategoricalPixels, GaussianPixels, check_event_shape,
                                            sum_per_example)
 
 LOG_SCALE_MIN = -7.0  # s ≥ e^-7 ≈ 0.0009: sharper than any bin of 8-bit data (h ≈ 0.0039), finite densities
@@ -115,7 +115,7 @@ class DiscretizedLogisticMixture:
         """``log P(x)`` of each example ``(N, C, *positions)``: the sum over positions of the channels' joint
         ``log P(x_pixel)``, shape ``(N,)``."""
         logits, means, log_scales, coefficients = self.split(params)
-        check_values(x, torch.Size((params.shape[0], self.channels, *params.shape[2:])), self.levels)
+        check_event_shape(x, torch.Size((params.shape[0], self.channels, *params.shape[2:])))
         means = self._coupled_means(means, coefficients, to_interval(x, self.levels))
         per_channel = log_bin_probability(x.unsqueeze(2), means, log_scales, self.levels)  # (N, C, K, *S)
         per_pixel = torch.logsumexp(F.log_softmax(logits, dim=1) + per_channel.sum(dim=1), dim=1)  # (N, *S)

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning.pytorch as L
-from lightning.pytorch.callbacks import EMAWeightAveraging, Timer
+from lightning.pytorch.callbacks import Timer, WeightAveraging
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
+import torch
 from torch import Tensor
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from dgm.checkpoint import CheckpointError, SafetensorsCheckpointIO, load_state, weights_mismatch
 from dgm.core import GenerativeModel
@@ -67,6 +69,14 @@ def _check_options(ema_decay: float | None, **positive) -> None:
             raise ValueError(f"{name} must be positive, got {value}")
     if ema_decay is not None and not 0 <= ema_decay < 1:
         raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
+
+
+def _weight_average(decay: float) -> WeightAveraging:
+    """An exponential moving average of the weights after every optimizer step, by Lightning's weight-averaging
+    callback with PyTorch's multi-tensor EMA (one ``torch._foreach_lerp_`` over all weights). Lightning's own
+    ``EMAWeightAveraging`` updates one tensor at a time: 1.38 against 0.40 ms per step for an 829 232-parameter VAE
+    on one CPU thread, a sixth of that model's step."""
+    return WeightAveraging(multi_avg_fn=get_ema_multi_avg_fn(decay))
 
 
 def _check_self_updating(model: GenerativeModel, ema_decay: float | None, devices: int) -> None:
@@ -134,7 +144,7 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
         _check_self_updating(model, ema_decay, devices)
     datamodule = DataModule(len(data.train), data.test, batch_size=batch_size, seed=seed, eval_batches=eval_batches,
                             test_labels=None if labels is None else data.test_labels)
-    ema = [] if ema_decay is None else [EMAWeightAveraging(decay=ema_decay)]
+    ema = [] if ema_decay is None else [_weight_average(ema_decay)]
     interrupt = StopOnInterrupt()
     callbacks = [RandomState(), *ema, ExportModel(folder.path), EpochCheckpoint(folder.checkpoints),
                  Timer(duration=None if max_time is None else {"seconds": float(max_time)}), interrupt, *callbacks]
@@ -160,7 +170,8 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
         model.train()
         started = time.perf_counter()
         try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+            with denormals_flushed():
+                trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
         except SystemExit:  # Lightning's answer to a second Ctrl-C
             _add_seconds(folder, time.perf_counter() - started, trainer)
             raise TrainingInterrupted(f"training interrupted at step {trainer.global_step}; the run continues from "
@@ -171,6 +182,27 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
             model.save(folder.path)
         _add_seconds(folder, seconds, trainer)
     return Run(folder.path, model, trainer.global_rank, seconds, interrupt.interrupted, trainer.global_step)
+
+
+@contextmanager
+def denormals_flushed():
+    """CPU arithmetic with denormal numbers (below 1.2e-38 in float32) flushed to zero, as before on leaving.
+
+    Adam's moments of a weight whose gradient is mostly zero (an MLP's weights from MNIST's nearly always black
+    border pixels) decay geometrically through the denormal range, where every operation costs many cycles: the
+    fused Adam step of an 829 232-parameter VAE took 1.68 ms instead of 0.59 ms on one CPU thread after a few hundred
+    steps. Flushing them changes no value above 1.2e-38."""
+    flushing = flushes_denormals()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(flushing)
+
+
+def flushes_denormals() -> bool:
+    """Whether the CPU flushes denormal numbers to zero now (``torch.set_flush_denormal`` has no getter)."""
+    return torch.tensor(1e-40, dtype=torch.float32).mul(1.0).item() == 0.0
 
 
 def _launching_process() -> bool:
