@@ -54,6 +54,7 @@ from dgm.flows.bijection import Compose
 from dgm.flows.planar import AmortizedPlanar
 from dgm.flows.transforms import Affine
 from dgm.models.latent.decoders import FactorizedDecoder, PixelCNNDecoder
+from dgm.models.latent.diagnostics import latent_diagnostics
 from dgm.models.latent.networks import conv_decoder, conv_encoder, encoder_input, mlp_decoder, mlp_encoder
 from dgm.models.latent.posteriors import Encoding, FlowPosterior, GaussianPosterior
 from dgm.models.latent.priors import make_prior
@@ -282,5 +283,4 @@ class VAE(GenerativeModel):
         """How the model uses its latent space on data ``x``: the KL of each latent dimension, active units,
         posterior collapse and the ELBO surgery ``KL = I[x, z] + KL(q(z) ‖ p(z))``, a JSON-able dict
         (:func:`dgm.models.latent.diagnostics.latent_diagnostics`)."""
-        from dgm.models.latent.diagnostics import latent_diagnostics
         return latent_diagnostics(self, x)
