@@ -8,7 +8,7 @@ import torch
 from dgm.data.transforms import dequantize_course
 from dgm.distributions.importance import importance_weighted_bound
 from dgm.flows.actnorm import ActNorm
-from dgm.flows.bijection import Compose
+from dgm.flows.bijection import Bijection, Compose
 from dgm.flows.dequantization import (DequantizedFlow, LogitTransform, UniformDequantizer, VariationalDequantizer,
                                      make_dequantizer)
 from dgm.flows.image_coupling import checkerboard_mask, resnet_coupling
@@ -249,3 +249,32 @@ def test_the_k_copies_go_through_log_weights_as_one_batch_sample_major():
     assert calls == [12]
     rows = torch.arange(4)[:, None] * 3 + torch.arange(3)  # copy k of example n at row k·N + n
     torch.testing.assert_close(bound, torch.logsumexp(rows.double(), dim=0) - math.log(4), atol=1e-12, rtol=0)
+
+
+class OverflowingTail(Bijection):
+    """The identity, except that its inverse is NaN where the base draw's first entry exceeds ``threshold`` (1: about
+    16% of draws), standing for a flow whose inverse overflows in the tail."""
+
+    def __init__(self, threshold: float):
+        super().__init__()
+        self.threshold = threshold
+
+    def forward(self, x, context=None):
+        return x, x.new_zeros(len(x))
+
+    def inverse(self, z, context=None):
+        tail = z.flatten(1)[:, :1] > self.threshold
+        return torch.where(tail.view(-1, *[1] * (z.dim() - 1)), torch.nan, z), z.new_zeros(len(z))
+
+
+def test_samples_whose_inverse_overflows_are_drawn_again_with_a_warning():
+    model = tiny_model("uniform")
+    layers = list(model.flow.bijections)
+    model.flow = Compose(*layers, OverflowingTail(1.0))  # the last layer: the first of the inverse
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match=r"^3[0-9]{2} of 2000 samples overflowed inside the inverse flow"):
+        samples = model.sample(2000)
+    assert torch.isfinite(samples).all() and samples.min() >= 0 and samples.max() <= LEVELS - 1
+    model.flow = Compose(*layers, OverflowingTail(-math.inf))  # every draw overflows: refused
+    with pytest.raises(FloatingPointError, match="still not finite after 10 redraws"):
+        model.sample(10)
