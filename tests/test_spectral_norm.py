@@ -1,0 +1,61 @@
+"""Spectral normalisation: the course's power iteration against the SVD, the layer against PyTorch's."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as torch_spectral_norm
+
+from dgm.nn.spectral_norm import power_iteration, spectral_norm
+
+
+def test_power_iteration_finds_the_top_singular_triple_of_the_course_matrix():
+    matrix = torch.tensor([[1.0, 2, 3], [2, 3, 4], [3, 4, 5]], dtype=torch.float64)  # homework 6's test matrix
+    torch.manual_seed(0)
+    sigma, u, v = power_iteration(matrix, 10)
+    left, singular, right = np.linalg.svd(matrix.numpy())
+    assert abs(sigma.item() - singular[0]) < 1e-10
+    assert np.allclose(np.abs(u.numpy()), np.abs(left[:, 0]), atol=1e-8)
+    assert np.allclose(np.abs(v.numpy()), np.abs(right[0]), atol=1e-8)
+    assert torch.allclose(matrix @ v, sigma * u, atol=1e-8)  # W v = σ u
+
+
+def test_the_layer_sigma_is_within_1e_3_of_the_svd_after_its_iterations():
+    """After construction (15 steps) and 20 training calls of one step, as a critic's first steps."""
+    torch.manual_seed(0)
+    layer = spectral_norm(nn.Linear(64, 32))
+    for _ in range(20):
+        layer(torch.randn(4, 64))
+    weight = layer.parametrizations.weight.original.detach()
+    estimate = layer.parametrizations.weight[0].sigma(weight).item()
+    exact = torch.linalg.matrix_norm(weight, ord=2).item()
+    assert abs(estimate - exact) / exact < 1e-3
+    assert abs(torch.linalg.matrix_norm(layer.weight.detach(), ord=2).item() - 1) < 1e-3
+
+
+@pytest.mark.parametrize("make", [lambda: nn.Linear(8, 16), lambda: nn.Conv2d(3, 4, 3)])
+def test_the_layer_agrees_with_pytorch_spectral_norm(make):
+    torch.manual_seed(0)
+    ours, theirs = make().double(), make().double()
+    theirs.load_state_dict(ours.state_dict())
+    spectral_norm(ours, iterations=2)
+    torch_spectral_norm(theirs, n_power_iterations=2)
+    x = torch.randn(5, *([8] if isinstance(ours, nn.Linear) else [3, 6, 6]), dtype=torch.float64)
+    for _ in range(30):  # both pairs converge to the top singular vectors, from different random starts
+        ours(x), theirs(x)
+    torch.testing.assert_close(ours.weight, theirs.weight, atol=1e-5, rtol=0)
+    out_ours, out_theirs = ours(x), theirs(x)
+    torch.testing.assert_close(out_ours, out_theirs, atol=1e-5, rtol=0)
+    gradient_ours, = torch.autograd.grad(out_ours.square().sum(), ours.parametrizations.weight.original)
+    gradient_theirs, = torch.autograd.grad(out_theirs.square().sum(), theirs.parametrizations.weight.original)
+    torch.testing.assert_close(gradient_ours, gradient_theirs, atol=1e-5, rtol=0)
+
+
+def test_evaluation_keeps_the_pair_and_bad_arguments_are_refused():
+    layer = spectral_norm(nn.Linear(4, 3)).eval()
+    before = layer.parametrizations.weight[0].u.clone()
+    layer(torch.randn(2, 4))
+    assert torch.equal(layer.parametrizations.weight[0].u, before)
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        spectral_norm(nn.Linear(4, 3), name="bias")
+    with pytest.raises(ValueError, match="iterations"):
+        spectral_norm(nn.Linear(4, 3), iterations=0)
