@@ -27,8 +27,7 @@ EPS = 1e-12  # the norm below which a vector is not divided by it
 
 
 @torch.no_grad()
-def power_iteration(matrix: Tensor, iterations: int, u: Tensor | None = None,
-                    v: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def power_iteration(matrix: Tensor, iterations: int, u: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """``(σ, u, v)`` after ``iterations`` steps from ``u`` (random if not given) for ``matrix`` ``(m, n)``: the
     estimate ``σ = uᵀ W v`` of its largest singular value and the left and right singular vectors ``u`` ``(m,)``
     and ``v`` ``(n,)``."""
