@@ -13,14 +13,14 @@ from dgm.training import fit, seed_everything
 def test_losses_match_the_papers_objectives():
     torch.manual_seed(0)
     gan = dgm.create("gan", shape=(2,), hidden=[8])
-    for layer in (gan.discriminator[-1],):
+    for layer in (gan.critic.net[-1],):
         torch.nn.init.zeros_(layer.weight)
         torch.nn.init.zeros_(layer.bias)
     x = torch.randn(16, 2)
     # a discriminator that outputs D = 1/2 everywhere: critic loss 2 log 2, generator loss log 2
     assert gan.critic_loss(x)["loss"].item() == pytest.approx(2 * math.log(2))
     assert gan.generator_loss(x)["loss"].item() == pytest.approx(math.log(2))
-    minimax = dgm.create("gan", shape=(2,), hidden=[8], generator_loss="minimax")
+    minimax = dgm.create("gan", shape=(2,), hidden=[8], loss="minimax")
     minimax.load_state_dict(gan.state_dict())
     assert minimax.generator_loss(x)["loss"].item() == pytest.approx(-math.log(2))
     both = gan.loss(x)  # the protocol's loss: the generator's objective, with the critic's beside it
@@ -33,8 +33,8 @@ def test_losses_match_the_papers_objectives():
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="vectors"):
         dgm.create("gan", shape=(1, 8, 8))
-    with pytest.raises(ValueError, match="generator_loss"):
-        dgm.create("gan", shape=(2,), generator_loss="hinge")
+    with pytest.raises(ValueError, match="adversarial loss"):
+        dgm.create("gan", shape=(2,), loss="hinge-ish")
     with pytest.raises(ValueError, match="critic_steps"):
         dgm.create("gan", shape=(2,), critic_steps=0)
 

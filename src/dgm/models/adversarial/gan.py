@@ -1,85 +1,58 @@
-"""The original GAN of Goodfellow et al. (2014) for vector data.
+"""GANs of vectors with MLP generator and critic: the GAN of Goodfellow et al. (2014), and with other options WGAN,
+WGAN-GP, LSGAN, hinge/SN-GAN and the f-GANs on the 2D sets (homework 5, task 2).
 
-The discriminator ``D(x) = sigmoid(d(x))`` maximises ``E_π log D(x) + E_z log(1 - D(G(z)))`` (eq. 1 of the paper);
-with logits ``d`` that is minimising ``softplus(-d(x)) + softplus(d(G(z)))``. The generator minimises either the
-same minimax objective, ``E log(1 - D(G(z))) = -E softplus(d(G(z)))`` (saturating), or the non-saturating
-``-E log D(G(z)) = E softplus(-d(G(z)))`` that the paper recommends in practice (section 3).
+The generator maps ``z ~ N(0, I)`` (``latent_dim``, 16 in homework 5) through an MLP to a point; the critic maps a
+point through an MLP to one raw output ``v``. With the default non-saturating loss the discriminator is
+``D(x) = σ(v)`` and the two minimise ``softplus(−v(x)) + softplus(v(G(z)))`` and ``softplus(−v(G(z)))`` (eq. 1 and
+§3 of the paper). Every other loss and trick is an option of :class:`~dgm.models.adversarial.base.GANModel`:
+homework 5's WGAN is ``loss="wasserstein", clip_weights=0.01, critic_steps=5, betas=(0, 0.9)``, its WGAN-GP the
+same with ``gradient_penalty=10`` instead of the clipping.
 
 A class-conditional GAN (Mirza & Osindero, 2014, "Conditional Generative Adversarial Nets", eq. 2) feeds the one-hot
-label to both networks: ``G(z, y)`` and ``D(x, y)``. ``generator_lr`` and ``critic_lr`` give the two networks their
-own learning rates (the two time-scale update rule of Heusel et al., 2017); by default both take the run's.
+label to both networks, appended to their inputs: ``G(z, y)`` and ``D(x, y)``.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from dgm.core import AdversarialModel, check_integer, check_labels
+from dgm.models.adversarial.base import GANModel
 from dgm.nn.mlp import mlp
 from dgm.registry import register_model
 
-GENERATOR_LOSSES = ("non_saturating", "minimax")
 
+class LabelledMLP(nn.Module):
+    """An MLP of its inputs with the one-hot class label appended (nothing appended without classes); a critic's
+    single output is returned as ``(N,)``."""
 
-@register_model("gan", "GAN (Goodfellow et al. 2014), MLP generator and discriminator, for vector data")
-class GAN(AdversarialModel):
-    def __init__(self, shape: tuple[int, ...], latent_dim: int = 16, hidden: list[int] = (128, 128),
-                 generator_loss: str = "non_saturating", critic_steps: int = 1, n_classes: int | None = None,
-                 generator_lr: float | None = None, critic_lr: float | None = None):
+    def __init__(self, in_features: int, hidden: Sequence[int], out_features: int, n_classes: int | None):
         super().__init__()
+        self.n_classes = n_classes
+        self.net = mlp(in_features + (n_classes or 0), hidden, out_features, activation=nn.LeakyReLU)
+
+    def forward(self, inputs: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.n_classes is not None:
+            inputs = torch.cat([inputs, F.one_hot(labels, self.n_classes).to(inputs.dtype)], dim=1)
+        out = self.net(inputs)
+        return out.squeeze(1) if out.shape[1] == 1 else out
+
+
+@register_model("gan", "GAN of vectors with MLP generator and critic; any adversarial loss (WGAN, WGAN-GP, hinge, "
+                       "LSGAN, f-GAN), spectral norm, R1")
+class GAN(GANModel):
+    def __init__(self, shape: tuple[int, ...], latent_dim: int = 16, hidden: list[int] = (128, 128),
+                 loss: str = "non_saturating", critic_steps: int = 1, gradient_penalty: float = 0.0,
+                 r1: float = 0.0, clip_weights: float | None = None, spectral_norm: bool = False,
+                 label_smoothing: float = 0.0, generator_lr: float | None = None, critic_lr: float | None = None,
+                 betas: tuple[float, float] = (0.5, 0.999), n_classes: int | None = None):
         if len(shape) != 1:
-            raise ValueError(f"GAN models vectors of shape (D,); got shape {tuple(shape)}")
-        if generator_loss not in GENERATOR_LOSSES:
-            raise ValueError(f"generator_loss must be one of {GENERATOR_LOSSES}, got {generator_loss!r}")
-        if critic_steps < 1:
-            raise ValueError(f"critic_steps must be >= 1, got {critic_steps}")
-        check_integer(latent_dim, "latent_dim", 1)
-        for name, lr in (("generator_lr", generator_lr), ("critic_lr", critic_lr)):
-            if lr is not None and not (isinstance(lr, int | float) and not isinstance(lr, bool) and lr > 0):
-                raise ValueError(f"{name} must be a positive number (or None: the run's lr), got {lr!r}")
-        self.n_classes = None if n_classes is None else check_integer(n_classes, "n_classes", 2)
-        self.latent_dim, self.critic_steps, self.saturating = latent_dim, critic_steps, generator_loss == "minimax"
-        self.generator_lr, self.critic_lr = generator_lr, critic_lr
-        label_width = n_classes or 0
-        self.generator = mlp(latent_dim + label_width, hidden, shape[0], activation=torch.nn.LeakyReLU)
-        self.discriminator = mlp(shape[0] + label_width, hidden, 1, activation=torch.nn.LeakyReLU)
-
-    def generator_parameters(self):
-        return self.generator.parameters()
-
-    def critic_parameters(self):
-        return self.discriminator.parameters()
-
-    def _with_labels(self, inputs: Tensor, labels: Tensor | None) -> Tensor:
-        """``inputs`` with the one-hot labels appended (class-conditional models), else unchanged."""
-        if self.n_classes is None:
-            if labels is not None:
-                raise ValueError("labels were given, but this GAN is not class-conditional (n_classes=None)")
-            return inputs
-        if labels is None:
-            raise ValueError(f"this GAN is class-conditional: give labels= (class indices 0..{self.n_classes - 1})")
-        one_hot = F.one_hot(check_labels(labels, len(inputs), self.n_classes), self.n_classes)
-        return torch.cat([inputs, one_hot.to(inputs.dtype)], dim=1)
-
-    def _generate(self, n: int, labels: Tensor | None) -> Tensor:
-        z = torch.randn(n, self.latent_dim, device=self.device)
-        return self.generator(self._with_labels(z, labels))
-
-    def _critic(self, x: Tensor, labels: Tensor | None) -> Tensor:
-        return self.discriminator(self._with_labels(x, labels)).squeeze(1)
-
-    @torch.no_grad()
-    def sample(self, n: int, labels: Tensor | None = None) -> Tensor:
-        return self._generate(n, labels)
-
-    def critic_loss(self, x: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
-        real_logits = self._critic(x, labels)
-        fake_logits = self._critic(self._generate(len(x), labels).detach(), labels)
-        loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
-        return {"loss": loss, "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean()}
-
-    def generator_loss(self, x: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
-        fake_logits = self._critic(self._generate(len(x), labels), labels)
-        loss = -F.softplus(fake_logits).mean() if self.saturating else F.softplus(-fake_logits).mean()
-        return {"loss": loss}
+            raise ValueError(f"gan models vectors of shape (D,); got shape {tuple(shape)} (image GANs: dcgan, sngan)")
+        dim = shape[0]
+        super().__init__(shape, None, latent_dim, loss, critic_steps, gradient_penalty, r1, clip_weights,
+                         spectral_norm, label_smoothing, generator_lr, critic_lr, betas, n_classes)
+        self.generator = LabelledMLP(latent_dim, hidden, dim, self.n_classes)
+        self.critic = LabelledMLP(dim, hidden, 1, self.n_classes)
+        self.finish_critic()

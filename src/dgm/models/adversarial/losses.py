@@ -32,8 +32,18 @@ from torch import Tensor
 
 
 class Minimax:
+    """``label_smoothing = α`` gives real data the target ``1 − α`` instead of 1 (one-sided label smoothing;
+    Salimans et al., 2016, §3.4): the critic's real term is ``−(1 − α) log D(x) − α log(1 − D(x))``."""
+
+    def __init__(self, label_smoothing: float = 0.0):
+        if not 0 <= label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must lie in [0, 0.5), got {label_smoothing!r}")
+        self.label_smoothing = label_smoothing
+
     def critic(self, real: Tensor, fake: Tensor) -> Tensor:
-        return F.softplus(-real).mean() + F.softplus(fake).mean()
+        alpha = self.label_smoothing
+        real_term = F.softplus(-real) if alpha == 0 else (1 - alpha) * F.softplus(-real) + alpha * F.softplus(real)
+        return real_term.mean() + F.softplus(fake).mean()
 
     def generator(self, fake: Tensor) -> Tensor:
         return -F.softplus(fake).mean()
@@ -121,3 +131,24 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
 def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
     """``½ E_P ‖∇_x critic(x)‖²`` on real data (R1)."""
     return 0.5 * _input_gradients(critic, real).square().sum(dim=1).mean()
+
+
+LOSSES = {"minimax": Minimax, "non_saturating": NonSaturating, "least_squares": LeastSquares,
+          "wasserstein": Wasserstein, "hinge": Hinge}
+LOSS_NAMES = (*LOSSES, *(f"f-{name}" for name in F_DIVERGENCES))
+
+
+def adversarial_loss(name: str, label_smoothing: float = 0.0):
+    """The loss named ``name``: a key of ``LOSSES``, or ``"f-<divergence>"`` for the f-GAN of a key of
+    ``F_DIVERGENCES`` (``"f-kl"``, ``"f-jensen_shannon"``, ...). ``label_smoothing`` is an option of the losses of
+    a discriminator with probabilities (minimax, non-saturating)."""
+    if label_smoothing and name not in ("minimax", "non_saturating"):
+        raise ValueError(f"label_smoothing smooths the targets of a discriminator's probabilities: use it with "
+                         f"loss 'minimax' or 'non_saturating', not {name!r}")
+    if name in ("minimax", "non_saturating"):
+        return LOSSES[name](label_smoothing)
+    if name in LOSSES:
+        return LOSSES[name]()
+    if isinstance(name, str) and name.startswith("f-") and name[2:] in F_DIVERGENCES:
+        return FDivergence(name[2:])
+    raise ValueError(f"unknown adversarial loss {name!r}; choose one of {', '.join(LOSS_NAMES)}")

@@ -1,0 +1,196 @@
+"""What every GAN of dgm shares: a generator ``G(z)``, a critic ``D(x)``, one adversarial loss and its tricks.
+
+A GAN model (:class:`GANModel`) holds two networks, ``self.generator`` (called ``generator(z, labels)``) and
+``self.critic`` (``critic(x, labels)`` → ``(N,)`` raw outputs), and trains them by the alternating updates of
+:class:`dgm.core.AdversarialModel` (Goodfellow et al., 2014, Algorithm 1). Everything else is an option of the
+model, the same for every architecture:
+
+- ``loss``: one of :mod:`dgm.models.adversarial.losses` (``"non_saturating"``, ``"minimax"``, ``"least_squares"``,
+  ``"wasserstein"``, ``"hinge"``, ``"f-<divergence>"``), with ``label_smoothing`` for the first two;
+- penalties on the critic: ``gradient_penalty`` (WGAN-GP's weight λ, Gulrajani et al., 2017, eq. 3) and ``r1``
+  (the weight γ of Mescheder et al., 2018, eq. 9);
+- ``clip_weights = c``: every critic parameter clamped to ``[−c, c]`` after each critic update (WGAN, Arjovsky et al.,
+  2017, Algorithm 1), in the trainer's ``after_update`` hook;
+- ``spectral_norm``: every linear and convolutional layer of the critic divided by its spectral norm
+  (:mod:`dgm.nn.spectral_norm`; Miyato et al., 2018);
+- ``critic_steps`` critic updates per generator update, and the two time-scale rule (``generator_lr``,
+  ``critic_lr``; Heusel et al., 2017) with the Adam ``betas`` of both;
+- ``n_classes``: class-conditional networks, which receive ``labels`` (the architecture decides how).
+
+An EMA of the generator's weights is the trainer's ``ema_decay`` (every family's), used for sampling and evaluation.
+
+Data convention: continuous data enter the networks as they are. Discrete data (images with ``levels`` values) enter
+the critic as ``2 x / (levels − 1) − 1`` in ``[−1, 1]``, the range of the generator's ``tanh`` output, and samples
+are that output mapped back and rounded to the nearest level. ``sample(n, truncation=t)`` draws the latent ``z``
+from a standard normal truncated to ``[−t, t]`` (each entry outside redrawn: the truncation trick of BigGAN, Brock et
+al., 2019, §3.1), trading variety for quality.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from dgm.core import AdversarialModel, Losses, check_integer, check_labels, check_levels
+from dgm.models.adversarial.losses import (FDivergence, Wasserstein, adversarial_loss, gradient_penalty,
+                                           r1_penalty)
+from dgm.nn.spectral_norm import spectral_norm as normalise_spectrally
+
+TRUNCATION_REDRAWS = 100  # rounds of redrawing latent entries outside [−t, t]; the chance one survives is tiny
+
+
+def _positive_or_none(value, name: str):
+    if value is not None and not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
+        raise ValueError(f"{name} must be a positive number or None, got {value!r}")
+    return value
+
+
+def _non_negative(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+def check_betas(betas) -> tuple[float, float]:
+    """Adam's ``(β1, β2)`` as a tuple if both lie in ``[0, 1)``, else ``ValueError``."""
+    if not isinstance(betas, list | tuple) or len(betas) != 2 or not all(
+            isinstance(b, int | float) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):
+        raise ValueError(f"betas must be two numbers in [0, 1) such as [0.5, 0.999], got {betas!r}")
+    return float(betas[0]), float(betas[1])
+
+
+def check_image_shape(shape, model: str) -> tuple[int, int, int]:
+    """``shape`` as a tuple if it is an image's ``(C, H, W)``, else ``ValueError`` naming ``model``."""
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"{model} models images of shape (C, H, W), got shape {tuple(shape)}")
+    return tuple(shape)
+
+
+class GANModel(AdversarialModel):
+    """The shared options and training of a GAN (see the module docstring); a subclass builds ``self.generator``
+    and ``self.critic`` after calling this constructor, then calls :meth:`finish_critic`."""
+
+    def __init__(self, shape: tuple[int, ...], levels: int | None, latent_dim: int, loss: str,
+                 critic_steps: int, gradient_penalty: float, r1: float, clip_weights: float | None,
+                 spectral_norm: bool, label_smoothing: float, generator_lr: float | None, critic_lr: float | None,
+                 betas: tuple[float, float], n_classes: int | None):
+        super().__init__()
+        self.shape, self.levels = tuple(shape), check_levels(levels, type(self).__name__, allow_continuous=True)
+        self.latent_dim = check_integer(latent_dim, "latent_dim", 1)
+        self.objective = adversarial_loss(loss, _non_negative(label_smoothing, "label_smoothing"))
+        self.critic_steps = check_integer(critic_steps, "critic_steps", 1)
+        self.gradient_penalty_weight = _non_negative(gradient_penalty, "gradient_penalty")
+        self.r1_weight = _non_negative(r1, "r1")
+        self.clip = _positive_or_none(clip_weights, "clip_weights")
+        self.spectral_norm = spectral_norm
+        self.generator_lr = _positive_or_none(generator_lr, "generator_lr")
+        self.critic_lr = _positive_or_none(critic_lr, "critic_lr")
+        self.adam_betas = check_betas(betas)
+        self.n_classes = None if n_classes is None else check_integer(n_classes, "n_classes", 2)
+
+    def finish_critic(self) -> None:
+        """Apply spectral normalisation to every linear and convolutional layer of ``self.critic`` if asked."""
+        if self.spectral_norm:
+            for module in list(self.critic.modules()):
+                if isinstance(module, nn.Linear | nn.Conv2d):
+                    normalise_spectrally(module)
+
+    def generator_parameters(self):
+        return self.generator.parameters()
+
+    def critic_parameters(self):
+        return self.critic.parameters()
+
+    # -- between data and networks ------------------------------------------------------------------------------
+    def to_network(self, x: Tensor) -> Tensor:
+        """Data as the critic reads them: discrete values onto ``[−1, 1]``, continuous ones as they are."""
+        return x if self.levels is None else x * (2 / (self.levels - 1)) - 1
+
+    def to_data(self, y: Tensor) -> Tensor:
+        """The generator's output as data: back from ``[−1, 1]`` and rounded to levels for discrete data."""
+        if self.levels is None:
+            return y
+        return ((y + 1) * ((self.levels - 1) / 2)).round().clamp(0, self.levels - 1)
+
+    def labels_of(self, labels: Tensor | None, n: int) -> Tensor | None:
+        """Checked class labels of a class-conditional model; ``None`` (refusing labels) for others."""
+        if self.n_classes is None:
+            if labels is not None:
+                raise ValueError(f"labels were given, but this {self.model_name} is not class-conditional "
+                                 "(n_classes=None)")
+            return None
+        if labels is None:
+            raise ValueError(f"this {self.model_name} is class-conditional: give labels= (class indices "
+                             f"0..{self.n_classes - 1})")
+        return check_labels(labels, n, self.n_classes).to(self.device)
+
+    # -- generating ---------------------------------------------------------------------------------------------
+    def draw_latents(self, n: int, truncation: float | None = None) -> Tensor:
+        """``n`` latent vectors ``z ~ N(0, I)``, truncated to ``[−truncation, truncation]`` where given."""
+        z = torch.randn(n, self.latent_dim, device=self.device)
+        if truncation is None:
+            return z
+        _positive_or_none(truncation, "truncation")
+        for _ in range(TRUNCATION_REDRAWS):
+            outside = z.abs() > truncation
+            if not outside.any():
+                break
+            z[outside] = torch.randn(int(outside.sum()), device=self.device)
+        return z.clamp(-truncation, truncation)
+
+    def generate(self, n: int, labels: Tensor | None) -> Tensor:
+        """``n`` generator outputs in the critic's space (with gradients)."""
+        return self.generator(self.draw_latents(n), labels)
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Tensor | None = None, truncation: float | None = None) -> Tensor:
+        labels = self.labels_of(labels, n)
+        return self.to_data(self.generator(self.draw_latents(n, truncation), labels))
+
+    # -- the objectives -----------------------------------------------------------------------------------------
+    def critic_outputs(self, real: Tensor, fake: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The critic's outputs on a real and a generated batch of the same size, in one call."""
+        both = self.critic(torch.cat([real, fake]), None if labels is None else labels.repeat(2))
+        return both.chunk(2)
+
+    def critic_loss(self, x: Tensor, labels: Tensor | None = None) -> Losses:
+        labels = self.labels_of(labels, len(x))
+        real, fake = self.to_network(x), self.generate(len(x), labels).detach()
+        losses = self._critic_terms(*self.critic_outputs(real, fake, labels))
+        loss = losses["loss"]
+        if self.gradient_penalty_weight:
+            losses["gradient_penalty"] = gradient_penalty(lambda points: self.critic(points, labels), real, fake)
+            loss = loss + self.gradient_penalty_weight * losses["gradient_penalty"]
+        if self.r1_weight:
+            losses["r1"] = r1_penalty(lambda points: self.critic(points, labels), real)
+            loss = loss + self.r1_weight * losses["r1"]
+        return losses | {"loss": loss}
+
+    def _critic_terms(self, on_real: Tensor, on_fake: Tensor) -> Losses:
+        """The critic's loss and what to log beside it: its mean outputs, and the estimate of the distance the
+        critic measures where the loss has one (WGAN's ``E D(x) − E D(G(z))``, an f-GAN's lower bound on D_f)."""
+        losses = {"loss": self.objective.critic(on_real, on_fake),
+                  "critic_real": on_real.mean().detach(), "critic_fake": on_fake.mean().detach()}
+        if type(self.objective) is Wasserstein:  # not Hinge, its subclass
+            losses["wasserstein_estimate"] = (on_real.mean() - on_fake.mean()).detach()
+        if isinstance(self.objective, FDivergence):
+            losses["divergence_bound"] = self.objective.bound(on_real, on_fake).detach()
+        return losses
+
+    def generator_loss(self, x: Tensor, labels: Tensor | None = None) -> Losses:
+        labels = self.labels_of(labels, len(x))
+        return {"loss": self.objective.generator(self.critic(self.generate(len(x), labels), labels))}
+
+    def loss(self, x: Tensor, labels: Tensor | None = None) -> Losses:
+        """Both objectives on a batch, for evaluation (penalties left out: they need input gradients): ``loss`` is
+        the generator's."""
+        labels = self.labels_of(labels, len(x))
+        on_real, on_fake = self.critic_outputs(self.to_network(x), self.generate(len(x), labels), labels)
+        critic = self._critic_terms(on_real, on_fake)
+        return {"loss": self.objective.generator(on_fake), "critic_loss": critic.pop("loss"), **critic}
+
+    def after_update(self, group: str) -> None:
+        """WGAN's weight clipping: after each critic update, every critic parameter back into ``[−c, c]``."""
+        if group == "critic" and self.clip is not None:
+            with torch.no_grad():
+                for parameter in self.critic.parameters():
+                    parameter.clamp_(-self.clip, self.clip)
