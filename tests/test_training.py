@@ -13,7 +13,7 @@ from dgm.plots import read_metrics_csv
 from dgm.run_folder import RunFolder
 from dgm.runs import write_pictures
 from dgm.training import TrainingDiverged, fit, seed_everything
-from dgm.training.fit import denormals_flushed, flushes_denormals
+from dgm.training.fit import _floating_ema, denormals_flushed, flushes_denormals
 
 
 def _fit(data, directory, **options):
@@ -205,3 +205,14 @@ def test_a_stop_within_an_epoch_does_not_evaluate_the_test_set(tmp_path, gaussia
     assert load_state(run.directory / "checkpoints" / "last.safetensors")["batches_trained"] == 3
     logged = [name for log in RunFolder(run.directory).csv_logs() for name in read_metrics_csv(log)]
     assert not any(name.startswith("test/") for name in logged)
+
+
+def test_ema_averages_floating_tensors_and_keeps_counts_current():
+    """Integer buffers (batch norm's num_batches_tracked, a progressive GAN's step) are counts: the EMA's copy
+    takes their current value; floating tensors follow the recursion."""
+    update = _floating_ema(0.9)
+    weights, count = [torch.zeros(3)], [torch.tensor(4)]
+    update(weights, [torch.ones(3)], torch.tensor(1))
+    update(count, [torch.tensor(11)], torch.tensor(1))
+    torch.testing.assert_close(weights[0], torch.full((3,), 0.1))
+    assert count[0].item() == 11

@@ -32,9 +32,10 @@ from torch import Tensor, nn
 Likelihood = Literal["exact", "lower_bound"] | None
 Losses = dict[str, Tensor]
 Update = tuple[str, Losses]
-OPTIONAL_HOOKS = ("sample_with_log_prob", "latent_codes", "decode", "latent_diagnostics", "layer_trajectory")
+OPTIONAL_HOOKS = ("sample_with_log_prob", "latent_codes", "decode", "latent_diagnostics", "layer_trajectory",
+                  "critic_output")
 LR_SCHEDULES = ("constant", "cosine")
-DATA_METHODS = ("loss", "log_prob", "latent_codes", "critic_loss", "generator_loss")  # their first argument is data
+DATA_METHODS = ("loss", "log_prob", "latent_codes", "critic_loss", "generator_loss", "critic_output")  # their first argument is data
 SAMPLING_METHODS = ("sample", "sample_with_log_prob")  # their first argument is a number of samples
 SAMPLING_MEMORY_FACTOR = 64  # sampling holds the networks' values beside the samples: this many times their size
 
@@ -374,6 +375,11 @@ class GenerativeModel(PlacedModule):
     def layer_trajectory(self, points: Tensor, direction: str = "normalizing") -> list[Tensor]:
         """The points after each layer of a layered map between data and latent space (trajectory pictures)."""
         raise NotImplementedError(f"{type(self).__name__} has no layered map to trace")
+
+    @_checks_data
+    def critic_output(self, x: Tensor, **condition) -> Tensor:
+        """The raw output ``(N,)`` of an adversarial model's critic on data ``x`` (critic maps of 2D GANs)."""
+        raise NotImplementedError(f"{type(self).__name__} has no critic")
 
     def offers(self, hook: str) -> bool:
         """Whether this model implements the optional hook ``hook`` (one of ``OPTIONAL_HOOKS``)."""

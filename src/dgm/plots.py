@@ -194,20 +194,48 @@ def evaluate_density(log_prob_fn: Callable[[Tensor], Tensor], bounds: Bounds, re
     ``log_prob_fn`` takes a CPU ``float32`` tensor ``(B, 2)`` and returns log-densities ``(B,)`` (move the points
     to the model's device inside it if needed); it runs without gradients.
     """
-    (x_low, x_high), (y_low, y_high) = _bounds(bounds)
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
-        raise ValueError(f"resolution must be an integer >= 2 (cells per axis), got {resolution!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    x = x_low + (np.arange(resolution) + 0.5) * (x_high - x_low) / resolution
-    y = y_low + (np.arange(resolution) + 0.5) * (y_high - y_low) / resolution
-    grid_x, grid_y = np.meshgrid(x, y)
-    points = torch.from_numpy(np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)).float()
+    x, y, points = _grid(bounds, resolution)
     with torch.no_grad():
         log_density = torch.cat([_checked_log_prob(log_prob_fn, batch) for batch in points.split(batch_size)])
     density = np.exp(log_density.double().numpy()).reshape(resolution, resolution)
-    cell_area = (x_high - x_low) * (y_high - y_low) / resolution**2
+    cell_area = (x[-1] - x[0]) * (y[-1] - y[0]) / (resolution - 1)**2
     return GridDensity(x=x, y=y, density=density, cell_area=cell_area)
+
+
+def _grid(bounds: Bounds, resolution: int) -> tuple[np.ndarray, np.ndarray, Tensor]:
+    """The cell centres ``x`` and ``y`` of a ``resolution``-square grid over ``bounds``, and all its points as a
+    ``float32`` tensor ``(resolution², 2)``, row by row."""
+    (x_low, x_high), (y_low, y_high) = _bounds(bounds)
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
+        raise ValueError(f"resolution must be an integer >= 2 (cells per axis), got {resolution!r}")
+    x = x_low + (np.arange(resolution) + 0.5) * (x_high - x_low) / resolution
+    y = y_low + (np.arange(resolution) + 0.5) * (y_high - y_low) / resolution
+    grid_x, grid_y = np.meshgrid(x, y)
+    return x, y, torch.from_numpy(np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)).float()
+
+
+def critic_map(critic_fn: Callable[[Tensor], Tensor], bounds: Bounds, path: str | Path, real: ArrayLike,
+               fake: ArrayLike, resolution: int = 300, title: str | None = None) -> Path:
+    """Homework 5's picture of a GAN: the critic's output over ``bounds`` as filled contours (25 levels), real
+    points in blue and generated points in red on top. ``critic_fn`` maps a CPU ``float32`` tensor ``(B, 2)`` to
+    ``(B,)`` values; it runs without gradients."""
+    x, y, points = _grid(bounds, resolution)
+    with torch.no_grad():
+        values = torch.cat([critic_fn(batch).detach().cpu() for batch in points.split(65536)])
+    figure = Figure(figsize=(6.5, 5), dpi=DPI, layout="constrained")
+    axes = figure.subplots()
+    contours = axes.contourf(x, y, values.reshape(resolution, resolution).numpy(), levels=25, cmap="cividis")
+    figure.colorbar(contours, ax=axes, label="critic output")
+    for name, cloud, colour in (("real", real, "tab:blue"), ("generated", fake, "tab:red")):
+        cloud = _points(cloud, name)
+        axes.scatter(cloud[:, 0], cloud[:, 1], s=2, c=colour, alpha=0.6, label=name)
+    axes.set_xlim(x[0], x[-1])
+    axes.set_ylim(y[0], y[-1])
+    axes.legend(loc="upper right", markerscale=4)
+    _title(axes, title)
+    return _save(figure, path)
 
 
 def _checked_log_prob(log_prob_fn: Callable[[Tensor], Tensor], points: Tensor) -> Tensor:

@@ -135,6 +135,9 @@ def write_pictures(model, data: Data, directory: str | Path, sample_options: dic
         density_plot, _ = plots.density_2d(model.log_prob, _bounds(data), folder.picture("density.png"),
                                            title=f"{what} of {name}", reference=known)
         written.append(density_plot)
+    if points_2d and model.offers("critic_output") and model.n_classes is None:
+        written.append(plots.critic_map(model.critic_output, _bounds(data), folder.picture("critic.png"),
+                                        real=data.test[:n], fake=samples, title=f"critic of {name}"))
     if model.offers("latent_codes"):
         written += _latent_pictures(model, data, folder, name, options)
     if points_2d and model.offers("layer_trajectory"):

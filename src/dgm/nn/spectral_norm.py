@@ -70,3 +70,12 @@ def spectral_norm(module: nn.Module, name: str = "weight", iterations: int = 1) 
     training call)."""
     parametrize.register_parametrization(module, name, SpectralNorm(getattr(module, name), iterations))
     return module
+
+
+def normalise_every_layer(network: nn.Module) -> nn.Module:
+    """``network`` with every linear and convolutional layer spectrally normalised (an SN-GAN critic; SAGAN's
+    generator too)."""
+    for module in list(network.modules()):
+        if isinstance(module, nn.Linear | nn.Conv2d):
+            spectral_norm(module)
+    return network

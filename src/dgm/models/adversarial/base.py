@@ -28,12 +28,12 @@ al., 2019, §3.1), trading variety for quality.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from dgm.core import AdversarialModel, Losses, check_integer, check_labels, check_levels
 from dgm.models.adversarial.losses import (FDivergence, Wasserstein, adversarial_loss, gradient_penalty,
                                            r1_penalty)
-from dgm.nn.spectral_norm import spectral_norm as normalise_spectrally
+from dgm.nn.spectral_norm import normalise_every_layer
 
 TRUNCATION_REDRAWS = 100  # rounds of redrawing latent entries outside [−t, t]; the chance one survives is tiny
 
@@ -44,7 +44,7 @@ def _positive_or_none(value, name: str):
     return value
 
 
-def _non_negative(value, name: str) -> float:
+def check_non_negative(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ValueError(f"{name} must be a non-negative number, got {value!r}")
     return float(value)
@@ -76,10 +76,10 @@ class GANModel(AdversarialModel):
         super().__init__()
         self.shape, self.levels = tuple(shape), check_levels(levels, type(self).__name__, allow_continuous=True)
         self.latent_dim = check_integer(latent_dim, "latent_dim", 1)
-        self.objective = adversarial_loss(loss, _non_negative(label_smoothing, "label_smoothing"))
+        self.objective = adversarial_loss(loss, check_non_negative(label_smoothing, "label_smoothing"))
         self.critic_steps = check_integer(critic_steps, "critic_steps", 1)
-        self.gradient_penalty_weight = _non_negative(gradient_penalty, "gradient_penalty")
-        self.r1_weight = _non_negative(r1, "r1")
+        self.gradient_penalty_weight = check_non_negative(gradient_penalty, "gradient_penalty")
+        self.r1_weight = check_non_negative(r1, "r1")
         self.clip = _positive_or_none(clip_weights, "clip_weights")
         self.spectral_norm = spectral_norm
         self.generator_lr = _positive_or_none(generator_lr, "generator_lr")
@@ -90,9 +90,7 @@ class GANModel(AdversarialModel):
     def finish_critic(self) -> None:
         """Apply spectral normalisation to every linear and convolutional layer of ``self.critic`` if asked."""
         if self.spectral_norm:
-            for module in list(self.critic.modules()):
-                if isinstance(module, nn.Linear | nn.Conv2d):
-                    normalise_spectrally(module)
+            normalise_every_layer(self.critic)
 
     def generator_parameters(self):
         return self.generator.parameters()
@@ -187,6 +185,10 @@ class GANModel(AdversarialModel):
         on_real, on_fake = self.critic_outputs(self.to_network(x), self.generate(len(x), labels), labels)
         critic = self._critic_terms(on_real, on_fake)
         return {"loss": self.objective.generator(on_fake), "critic_loss": critic.pop("loss"), **critic}
+
+    @torch.no_grad()
+    def critic_output(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.critic(self.to_network(x), self.labels_of(labels, len(x)))
 
     def after_update(self, group: str) -> None:
         """WGAN's weight clipping: after each critic update, every critic parameter back into ``[−c, c]``."""

@@ -1,0 +1,143 @@
+"""Layers of a style-based generator: StyleGAN's mapping network and noise inputs (Karras, Laine & Aila, 2019, "A
+Style-Based Generator Architecture for Generative Adversarial Networks", §2) with StyleGAN2's modulated convolutions
+in place of AdaIN (Karras et al., 2020, "Analyzing and Improving the Image Quality of StyleGAN", §2.2, eqs. 1–3).
+
+- :class:`MappingNetwork` (2019, §2, Figure 1b): ``z`` normalised by pixel norm, ``z / √(mean_i z_i² + ε)`` (Karras
+  et al., 2018, "Progressive Growing of GANs", §4.2), then ``layers`` fully connected layers, each followed by
+  LeakyReLU(0.2), to the intermediate latent ``w``. With classes, a learned embedding ``e_y`` of the label,
+  normalised in the same way, is concatenated to the normalised ``z`` (the conditional mapping network of
+  StyleGAN2-ADA, Karras et al., 2020, "Training Generative Adversarial Networks with Limited Data").
+- :class:`ModulatedConv2d` (2020, eqs. 1–3): a style ``s = A(w)`` (a learned affine map of ``w``, its bias starting
+  at 1) scales the input channels of the weights, ``w'_ijk = s_i · w_ijk`` (eq. 1), and demodulation divides each
+  output channel by the norm the scaling gave it, ``w''_ijk = w'_ijk / √(Σ_{i,k} w'_ijk² + ε)`` (eq. 3), so that for
+  inputs of unit variance (i.i.d.) the outputs have unit variance again (eq. 2, ``σ_j = √(Σ_{i,k} w'_ijk²)``). Each
+  sample has its own weights; they are applied as one grouped convolution over the batch (one group per sample,
+  as StyleGAN2's implementation does), with no loop over samples.
+- :class:`NoiseInjection` (2019, §3.2): one image of Gaussian noise per sample, added to every channel with a
+  learned per-channel scale that starts at 0.
+- :class:`StyleBlock`: an optional ×2 bilinear upsampling, a 3x3 modulated convolution, noise, a bias and
+  LeakyReLU(0.2): one "style" of the synthesis network (2020, Figure 2d).
+- :class:`ToImage`: a 1x1 modulated convolution to the image's channels without demodulation, plus a bias (the
+  "tRGB" layers of 2020, Figure 7).
+
+The weights start with the variance-preserving scale of He et al. (2015) (the initial scale of the paper's
+equalised learning rate, without its scaling at run time); a demodulated weight's own scale cancels in eq. 3.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dgm.nn.progressive import pixel_norm
+
+EPSILON = 1e-8  # ε of demodulation (eq. 3)
+SLOPE = 0.2  # the negative slope of every LeakyReLU
+
+
+def upsample(x: Tensor) -> Tensor:
+    """Double the height and width by bilinear interpolation (StyleGAN, §2: bilinear resampling)."""
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def _leaky_linear(features_in: int, features_out: int) -> nn.Sequential:
+    """A fully connected layer and LeakyReLU(0.2), its weights of the variance-preserving scale for that slope."""
+    linear = nn.Linear(features_in, features_out)
+    nn.init.kaiming_normal_(linear.weight, a=SLOPE, nonlinearity="leaky_relu")
+    nn.init.zeros_(linear.bias)
+    return nn.Sequential(linear, nn.LeakyReLU(SLOPE))
+
+
+class MappingNetwork(nn.Module):
+    """``z`` (and a class label) → ``w`` (StyleGAN, §2, Figure 1b); see the module docstring."""
+
+    def __init__(self, latent_dim: int, w_dim: int, layers: int, n_classes: int | None = None):
+        super().__init__()
+        self.embedding = None if n_classes is None else nn.Embedding(n_classes, latent_dim)
+        widths = [latent_dim * (1 if n_classes is None else 2)] + [w_dim] * layers
+        self.net = nn.Sequential(*(_leaky_linear(a, b) for a, b in zip(widths[:-1], widths[1:])))
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        z = pixel_norm(z)
+        if self.embedding is not None:
+            z = torch.cat([z, pixel_norm(self.embedding(labels))], dim=1)
+        return self.net(z)
+
+
+class ModulatedConv2d(nn.Module):
+    """A convolution whose weights each sample's style modulates and, where ``demodulate``, demodulates (StyleGAN2,
+    eqs. 1–3); see the module docstring. Called as ``layer(x, w)`` with ``x`` ``(N, C_in, H, W)`` and ``w``
+    ``(N, w_dim)``; ``same`` padding."""
+
+    def __init__(self, channels_in: int, channels_out: int, kernel_size: int, w_dim: int, demodulate: bool = True):
+        super().__init__()
+        self.demodulate = demodulate
+        self.weight = nn.Parameter(torch.randn(channels_out, channels_in, kernel_size, kernel_size)
+                                   / math.sqrt(channels_in * kernel_size ** 2))
+        self.affine = nn.Linear(w_dim, channels_in)  # A of the paper: the style s = A(w)
+        nn.init.normal_(self.affine.weight, std=1 / math.sqrt(w_dim))
+        nn.init.ones_(self.affine.bias)
+
+    def modulated_weight(self, w: Tensor) -> Tensor:
+        """Each sample's weights ``(N, C_out, C_in, k, k)``: ``s_i · w_ijk`` (eq. 1), divided by
+        ``σ_j = √(Σ_{i,k} (s_i · w_ijk)² + ε)`` where ``demodulate`` (eq. 3). ``σ_j² = Σ_i s_i² Σ_k w_ijk²`` is
+        computed from the styles and the shared weights, so that only one tensor of per-sample weights is made."""
+        s = self.affine(w)
+        scale = s[:, None, :]  # (N, 1, C_in)
+        if self.demodulate:
+            sigma_squared = s.square() @ self.weight.square().sum(dim=(2, 3)).T  # (N, C_out)
+            scale = scale * torch.rsqrt(sigma_squared + EPSILON)[:, :, None]
+        return self.weight * scale[:, :, :, None, None]
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        n, channels_in, height, width = x.shape
+        weight = self.modulated_weight(w)
+        out = F.conv2d(x.reshape(1, n * channels_in, height, width), weight.flatten(0, 1),
+                       padding=weight.shape[-1] // 2, groups=n)
+        return out.view(n, -1, height, width)
+
+
+class NoiseInjection(nn.Module):
+    """``h + b ⊙ noise``: one ``N(0, 1)`` image per sample, broadcast to every channel, with a learned per-channel
+    scale ``b`` that starts at 0 (StyleGAN, §3.2). ``noise=False`` leaves the noise out."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.scale = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, h: Tensor, noise: bool = True) -> Tensor:
+        if not noise:
+            return h
+        n, _, height, width = h.shape
+        return h + self.scale[:, None, None] * torch.randn(n, 1, height, width, device=h.device, dtype=h.dtype)
+
+
+class StyleBlock(nn.Module):
+    """(×2 bilinear upsampling,) 3x3 modulated convolution, noise, bias, LeakyReLU(0.2): ``block(h, w, noise)``."""
+
+    def __init__(self, channels_in: int, channels_out: int, w_dim: int, upsample: bool = False):
+        super().__init__()
+        self.upsample = upsample
+        self.conv = ModulatedConv2d(channels_in, channels_out, 3, w_dim)
+        self.noise = NoiseInjection(channels_out)
+        self.bias = nn.Parameter(torch.zeros(channels_out))
+
+    def forward(self, h: Tensor, w: Tensor, noise: bool = True) -> Tensor:
+        if self.upsample:
+            h = upsample(h)
+        h = self.noise(self.conv(h, w), noise) + self.bias[:, None, None]
+        return F.leaky_relu(h, SLOPE)
+
+
+class ToImage(nn.Module):
+    """A 1x1 modulated convolution to the image's channels, without demodulation, plus a bias (StyleGAN2's tRGB)."""
+
+    def __init__(self, channels_in: int, image_channels: int, w_dim: int):
+        super().__init__()
+        self.conv = ModulatedConv2d(channels_in, image_channels, 1, w_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(image_channels))
+
+    def forward(self, h: Tensor, w: Tensor) -> Tensor:
+        return self.conv(h, w) + self.bias[:, None, None]
