@@ -320,7 +320,8 @@ def speed(config: dict, args) -> str:
     gan = HandWrittenDCGAN(data.levels)
     model = dgm.create(config["model"], data=data, **config["model_options"]).train()
     size = fit_option(config, "batch_size")
-    hand_written_batches, dgm_batches = training_batches(data, BATCH, args.seed), training_batches(data, size, args.seed)
+    hand_written_batches = training_batches(data, BATCH, args.seed)
+    dgm_batches = training_batches(data, size, args.seed)
     dgm_step = bare_loop_step(model, fit_option(config, "lr"))
     cases = [  # (name, parameters, batch size, ms per step of one round)
         ("hand-written DCGAN, bare loop", gan.parameters(), BATCH, lambda: per_step(gan.step, hand_written_batches)),
