@@ -23,9 +23,10 @@ FID, one protocol for every row (:func:`fid`), as ``dgm evaluate --metrics fid``
 :func:`~dgm.metrics.quality.generated_samples` in the data's convention (rounded to pixel levels), against the first
 N test images, on the TF-FID InceptionV3 features of :class:`~dgm.metrics.features.InceptionFeatures`; the test
 features come from :func:`~dgm.metrics.quality.reference_features` (cached in ``$DGM_CACHE/reference`` as for
-``dgm evaluate``). The floor is the same FID of the first N *training* images: what a perfect model would score.
-Inception features take about 0.1 s per image on one thread: 10 000 images are about 15 minutes, three such sets
-per data set (both models and the floor), plus the test set the first time.
+``dgm evaluate``). The floor is the same FID of the first N *training* images: about what a perfect model would
+score. Inception features take about 0.1 s per image on one thread: 10 000 images are about 15 minutes, three such
+sets per data set (both models and the floor), plus the test set the first time; with the two 12-minute trainings, a
+data set takes 70 to 90 minutes.
 
     .venv/bin/python benchmarks/gan_dcgan.py                               # 12 minutes each, 10 000 samples
     .venv/bin/python benchmarks/gan_dcgan.py --data mnist,fashion-mnist    # both data sets, one table each

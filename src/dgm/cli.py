@@ -13,7 +13,8 @@ import yaml
 
 TRAIN_OPTIONS = ("max_epochs", "max_steps", "max_time", "batch_size", "lr", "lr_schedule", "grad_clip",
                  "ema_decay", "seed", "accelerator", "devices", "strategy", "eval_batches", "objective",
-                 "anneal_steps")
+                 "anneal_steps", "quality_every", "quality_metrics", "quality_samples")
+MODE_SAMPLES = 10000  # samples whose mode coverage dgm train reports for an implicit model on a Gaussian mixture
 RESUMABLE_OPTIONS = ("max_epochs", "max_steps", "max_time")  # a resumed run may only be given a new end
 RESUMABLE_FLAGS = [f"--{option.replace('_', '-')}" for option in RESUMABLE_OPTIONS]
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")  # Lightning's names of the devices dgm trains on
@@ -67,9 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run from its last checkpoint")
     for option, kind in [("max_epochs", int), ("max_steps", int), ("max_time", float), ("batch_size", int),
                          ("lr", float), ("grad_clip", float), ("ema_decay", float), ("seed", int),
-                         ("devices", int), ("eval_batches", int), ("anneal_steps", int)]:
+                         ("devices", int), ("eval_batches", int), ("anneal_steps", int), ("quality_every", int),
+                         ("quality_samples", int)]:
         train.add_argument("--" + option.replace("_", "-"), type=kind)
     train.add_argument("--lr-schedule", choices=["constant", "cosine"])
+    train.add_argument("--quality-metrics", type=lambda text: text.split(","), metavar="NAME[,NAME...]",
+                       help="sample-quality metrics logged every --quality-every epochs (names as dgm evaluate "
+                            "--metrics; default: the data's cheap ones)")
     train.add_argument("--objective", choices=["reverse_kl"],
                        help="instead of the model's own objective: reverse_kl fits a flow to the energy of the data "
                             "set (energy-u1 ... energy-u4), annealed over --anneal-steps batches")
@@ -180,6 +185,7 @@ def _train(args) -> int:
     from dgm.api import load as load_model
     from dgm.data import load
     from dgm.metrics import nll_label
+    from dgm.metrics.quality import mixture_modes
     from dgm.runs import evaluate_run, write_pictures
     from dgm.training import fit, seed_everything
 
@@ -202,9 +208,15 @@ def _train(args) -> int:
     if not args.no_pictures:
         write_pictures(run.model, data, run.directory, sample_options)
     if not args.no_evaluate:
-        metrics = evaluate_run(run.directory)
+        implicit_on_modes = model.likelihood is None and mixture_modes(data) is not None
+        metrics = evaluate_run(run.directory, sample_quality={"metrics": ["modes"], "n": MODE_SAMPLES}
+                               if implicit_on_modes else None)
         print(nll_label(metrics) if metrics["likelihood"] else "no likelihood (implicit model)",
               f"| data entropy {metrics['entropy_nats']:.4f} nats" if "entropy_nats" in metrics else "")
+        if implicit_on_modes:
+            quality = metrics["sample_quality"]
+            print(f"modes covered: {quality['modes_covered']} of {quality['modes']} | high-quality samples: "
+                  f"{quality['high_quality']:.1%} (of {MODE_SAMPLES})")
         if "latent" in metrics:
             print("latent diagnostics on the test data:", *_readable_lines(metrics["latent"]), sep="\n  ")
     return 0

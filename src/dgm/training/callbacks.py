@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from dgm.checkpoint import save_model
+from dgm.metrics.quality import check_request, mixture_modes, model_quality
 
 
 class RandomState(Callback):
@@ -112,3 +113,30 @@ class StopOnInterrupt(Callback):
         if self._previous_handler is not None:
             signal.signal(signal.SIGINT, self._previous_handler)
             self._previous_handler = None
+
+
+class SampleQualityLog(Callback):
+    """Sample-quality metrics of the model logged at the end of every ``every``-th test evaluation (an epoch's),
+    under ``quality/<metric>`` beside the test loss: curves of FID or IS over training (homework 6, task 3).
+
+    The test evaluation runs with the averaged weights where the run keeps an EMA (Lightning's weight averaging
+    swaps them in), so these are the EMA model's. ``metrics`` and ``n`` are those of
+    :func:`dgm.metrics.quality.model_quality` (``n`` samples against the first ``n`` test examples); the random
+    draws of sampling are undone afterwards with the rest of the evaluation's (:class:`RandomState`)."""
+
+    def __init__(self, data, every: int = 1, metrics=None, n: int = 1000):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"quality_every must be a positive number of epochs, got {every!r}")
+        if metrics is not None:
+            check_request(data.shape, metrics, modes=mixture_modes(data) is not None)
+        self.data, self.every, self.metrics, self.n = data, every, metrics, n
+        self.evaluations = 0
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        self.evaluations += 1
+        if trainer.sanity_checking or self.evaluations % self.every:
+            return
+        values = model_quality(pl_module.model, self.data, self.metrics, n=self.n)
+        for name, value in values.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                pl_module.log(f"quality/{name}", float(value), sync_dist=False)

@@ -24,7 +24,7 @@ from dgm.core import GenerativeModel
 from dgm.data.base import Data, load
 from dgm.objectives import ReverseKL
 from dgm.run_folder import RUN_FILE, RunFolder
-from dgm.training.callbacks import EpochCheckpoint, ExportModel, RandomState, StopOnInterrupt
+from dgm.training.callbacks import EpochCheckpoint, ExportModel, RandomState, SampleQualityLog, StopOnInterrupt
 from dgm.training.data import DataModule
 from dgm.training.module import TrainingModule
 from dgm.training.progress import Progress, StopCondition, batches_per_epoch, resume_plan
@@ -108,7 +108,9 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
         batch_size: int = 128, lr: float = 1e-3, lr_schedule: str = "constant", grad_clip: float | None = None,
         ema_decay: float | None = None, seed: int = 0, devices: int = 1, strategy: str = "auto",
         accelerator: str = "auto", eval_batches: int | None = None, objective: str | None = None,
-        anneal_steps: int = 0, resume: bool = False, progress: bool = True, callbacks: list | tuple = ()) -> Run:
+        anneal_steps: int = 0, quality_every: int | None = None, quality_metrics: list[str] | None = None,
+        quality_samples: int = 1000, resume: bool = False, progress: bool = True,
+        callbacks: list | tuple = ()) -> Run:
     """Train ``model`` on ``data`` and return the :class:`Run`.
 
     Stops after ``max_epochs``, ``max_steps`` optimizer steps or ``max_time`` seconds of training in all,
@@ -119,7 +121,9 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
     (``energy-u1`` …) by reverse KL instead of the model's own objective, annealed over ``anneal_steps`` batches
     (:mod:`dgm.objectives`). ``accelerator``, ``devices`` and ``strategy`` are Lightning's (``"auto"`` takes a GPU
     when there is one; ``strategy="ddp"`` for distributed data parallel); ``callbacks`` are extra Lightning
-    callbacks. ``eval_batches`` limits the test batches evaluated at each epoch end (all by default). A stop by
+    callbacks. ``quality_every = k`` logs sample-quality metrics (``quality_metrics``, the data's defaults if
+    ``None``, of ``quality_samples`` samples; :class:`~dgm.training.callbacks.SampleQualityLog`) at every ``k``-th
+    epoch's test evaluation, with the EMA weights where there are. ``eval_batches`` limits the test batches evaluated at each epoch end (all by default). A stop by
     ``max_time`` within an epoch skips the test evaluation Lightning would run there: the final evaluation of the
     run (:func:`dgm.runs.evaluate_run`) follows.
 
@@ -144,7 +148,8 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
     options = {"max_epochs": max_epochs, "max_steps": max_steps, "max_time": max_time, "batch_size": batch_size,
                "lr": lr, "lr_schedule": lr_schedule, "grad_clip": grad_clip, "ema_decay": ema_decay,
                "seed": seed, "accelerator": accelerator, "devices": devices, "strategy": strategy,
-               "eval_batches": eval_batches, "objective": objective, "anneal_steps": anneal_steps}
+               "eval_batches": eval_batches, "objective": objective, "anneal_steps": anneal_steps,
+               "quality_every": quality_every, "quality_metrics": quality_metrics, "quality_samples": quality_samples}
 
     seed_everything(seed)
     build = data.train_batch or data.train.__getitem__
@@ -158,8 +163,11 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
     datamodule = DataModule(len(data.train), data.test, batch_size=batch_size, seed=seed, eval_batches=eval_batches,
                             test_labels=None if labels is None else data.test_labels)
     ema = [] if ema_decay is None else [_weight_average(ema_decay)]
+    quality = [] if quality_every is None else [SampleQualityLog(data, quality_every, quality_metrics,
+                                                                 quality_samples)]
     interrupt = StopOnInterrupt()
-    callbacks = [RandomState(), *ema, ExportModel(folder.path), EpochCheckpoint(folder.checkpoints),
+    callbacks = [RandomState(), *quality, *ema,  # quality before the EMA, which swaps the raw weights back
+                 ExportModel(folder.path), EpochCheckpoint(folder.checkpoints),
                  Timer(duration=None if max_time is None else {"seconds": float(max_time)}), interrupt, *callbacks]
     trainer = _trainer(folder, callbacks, several_optimizers=len(module.groups) > 1, progress=progress,
                        accelerator=accelerator, devices=devices, strategy=strategy, **stop.trainer_options())

@@ -27,10 +27,12 @@ al., 2019, §3.1), trading variety for quality.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor
 
-from dgm.core import AdversarialModel, Losses, check_integer, check_labels, check_levels
+from dgm.core import AdversarialModel, Losses, Update, check_integer, check_labels, check_levels
 from dgm.models.adversarial.losses import (FDivergence, Wasserstein, adversarial_loss, gradient_penalty,
                                            r1_penalty)
 from dgm.nn.spectral_norm import normalise_every_layer
@@ -150,9 +152,26 @@ class GANModel(AdversarialModel):
         both = self.critic(torch.cat([real, fake]), None if labels is None else labels.repeat(2))
         return both.chunk(2)
 
+    def training_step(self, x: Tensor, step: int, labels: Tensor | None = None) -> Iterator[Update]:
+        """A critic update, then on every ``critic_steps``-th batch a generator update on the same generated batch:
+        one generator pass serves both (the PyTorch examples' DCGAN loop), the critic's loss seeing it detached.
+        The generator's loss then reads the critic that the first update changed (Algorithm 1)."""
+        x, labels = self.check(x), self.labels_of(labels, len(x))
+        updates_generator = (step + 1) % self.critic_steps == 0
+        with torch.set_grad_enabled(updates_generator):
+            fake = self.generate(len(x), labels)
+        yield "critic", self.critic_loss_on(x, fake.detach(), labels)
+        if updates_generator:
+            yield "generator", {"loss": self.objective.generator(self.critic(fake, labels))}
+
     def critic_loss(self, x: Tensor, labels: Tensor | None = None) -> Losses:
         labels = self.labels_of(labels, len(x))
-        real, fake = self.to_network(x), self.generate(len(x), labels).detach()
+        return self.critic_loss_on(x, self.generate(len(x), labels).detach(), labels)
+
+    def critic_loss_on(self, x: Tensor, fake: Tensor, labels: Tensor | None) -> Losses:
+        """The critic's loss (with its penalties) on real data ``x`` and generated points ``fake`` (network space,
+        detached)."""
+        real = self.to_network(x)
         losses = self._critic_terms(*self.critic_outputs(real, fake, labels))
         loss = losses["loss"]
         if self.gradient_penalty_weight:

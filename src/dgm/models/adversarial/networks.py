@@ -1,15 +1,17 @@
 """Convolutional networks of the image GANs: DCGAN's generator and critic (Radford, Metz & Chintala, 2016, §3), in
 the shapes of the course's ``ConvGenerator`` and ``ConvCritic`` (homework 5, task 3; homework 6, task 2).
 
-Generator: ``z`` → a linear map to ``2^stages · width`` channels at ``s × s`` → ``stages`` blocks of a stride-2
-transposed convolution (kernel 4) halving the channels and doubling the size, each with batch normalisation
-(class-conditional for ``n_classes``, :class:`~dgm.nn.class_conditioning.ConditionalBatchNorm2d`) and ReLU → a 3x3
-convolution to the image's channels and ``tanh``. ``s`` is the image size over ``2^stages``, rounded up (28x28:
-7 → 14 → 28; 32x32: 4 → 8 → 16 → 32), and the output is cropped to the image size. ``stages`` is the number of
-doublings that keeps ``s ≥ 4``.
+Generator: ``z`` → a linear map to ``2^(stages−1) · width`` channels at ``s × s`` with batch normalisation
+(class-conditional for ``n_classes``, :class:`~dgm.nn.class_conditioning.ConditionalBatchNorm2d`) and ReLU →
+``stages − 1`` blocks of a stride-2 transposed convolution (kernel 4) halving the channels and doubling the size,
+each with batch normalisation and ReLU → a last stride-2 transposed convolution to the image's channels and
+``tanh``. ``s`` is the image size over ``2^stages``, rounded up (28x28: 7 → 14 → 28; 32x32: 4 → 8 → 16 → 32), and
+the output is cropped to the image size. ``stages`` is the number of doublings that keeps ``s ≥ 4``.
 
-Critic: a 3x3 convolution to ``width`` channels, then ``stages`` stride-2 convolutions (kernel 4) doubling the
-channels, each followed by LeakyReLU(0.2), then a linear output on the flattened features. It has no batch
+Critic: ``stages`` stride-2 convolutions (kernel 4) from ``width`` channels on, doubling the channels, each followed
+by LeakyReLU(0.2) (28x28: 14x14 of ``width``, 7x7 of ``2·width``), then a linear output on the flattened features.
+No layer works at the image's full resolution (the DCGAN of the PyTorch examples; the course's ``ConvCritic`` is
+such a stack of stride-2 convolutions). It has no batch
 normalisation, so that the gradient penalty and spectral normalisation apply to it as their papers assume
 (Gulrajani et al., 2017, §4: "no critic batch normalization"). With classes the output is a projection
 (:class:`~dgm.nn.class_conditioning.ProjectionHead`).
@@ -42,18 +44,26 @@ class UpBlock(nn.Module):
         return self.norm(self.conv(h), labels).relu()
 
 
+def output_layer(channels_in: int, channels_out: int, stages: int) -> nn.Module:
+    """The layer that gives the image's channels: the last stride-2 transposed convolution (kernel 4), or for an
+    image too small for any (``stages = 0``) a 3x3 convolution."""
+    if stages == 0:
+        return nn.Conv2d(channels_in, channels_out, 3, padding=1)
+    return nn.ConvTranspose2d(channels_in, channels_out, 4, stride=2, padding=1)
+
+
 class DCGANGenerator(nn.Module):
     def __init__(self, shape: tuple[int, int, int], latent_dim: int, width: int, n_classes: int | None):
         super().__init__()
         channels, height, image_width = shape
-        self.stages = upsampling_stages(min(height, image_width))
+        stages = upsampling_stages(min(height, image_width))
         self.shape = shape
-        self.start = (math.ceil(height / 2 ** self.stages), math.ceil(image_width / 2 ** self.stages))
-        widths = [width * 2 ** (self.stages - i) for i in range(self.stages + 1)]
+        self.start = (math.ceil(height / 2 ** stages), math.ceil(image_width / 2 ** stages))
+        widths = [width * 2 ** (stages - 1 - i) for i in range(stages)] or [width]
         self.project = nn.Linear(latent_dim, widths[0] * math.prod(self.start), bias=False)
         self.project_norm = ConditionalBatchNorm2d(widths[0], n_classes)
         self.blocks = nn.ModuleList(UpBlock(a, b, n_classes) for a, b in zip(widths[:-1], widths[1:]))
-        self.out = nn.Conv2d(widths[-1], channels, 3, padding=1)
+        self.out = output_layer(widths[-1], channels, stages)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         h = self.project(z).view(len(z), -1, *self.start)
@@ -68,10 +78,11 @@ class DCGANCritic(nn.Module):
         super().__init__()
         channels, height, image_width = shape
         stages = upsampling_stages(min(height, image_width))
-        widths = [width * 2 ** i for i in range(stages + 1)]
-        layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 3, padding=1), nn.LeakyReLU(0.2)]
+        widths = [channels] + ([width * 2 ** i for i in range(stages)] or [width])
+        layers: list[nn.Module] = []
         for a, b in zip(widths[:-1], widths[1:]):
-            layers += [nn.Conv2d(a, b, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            conv = nn.Conv2d(a, b, 4, stride=2, padding=1) if stages else nn.Conv2d(a, b, 3, padding=1)
+            layers += [conv, nn.LeakyReLU(0.2)]
         self.features = nn.Sequential(*layers, nn.Flatten())
         size = math.ceil(height / 2 ** stages) * math.ceil(image_width / 2 ** stages)
         self.head = ProjectionHead(widths[-1] * size, n_classes)
