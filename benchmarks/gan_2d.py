@@ -24,7 +24,7 @@ from dgm.data import load
 from dgm.metrics import mode_metrics
 from dgm.metrics.quality import mixture_modes
 from dgm.recipes import load_recipe
-from dgm.training import fit, seed_everything
+from dgm.training import TrainingDiverged, fit, seed_everything
 
 RECIPES = ("gan-25gaussians", "minimax-gan-25gaussians", "lsgan-25gaussians", "wgan-25gaussians",
            "wgan-gp-25gaussians", "sngan-25gaussians", "r1-gan-25gaussians", "fgan-kl-25gaussians",
@@ -42,7 +42,10 @@ def measure(name: str, seed: int) -> dict:
     seed_everything(seed)
     model = dgm.create(recipe["model"], data=data, **recipe["model_options"])
     with tempfile.TemporaryDirectory() as directory:
-        run = fit(model, data, directory, progress=False, seed=seed, **recipe["train"])
+        try:
+            run = fit(model, data, directory, progress=False, seed=seed, **recipe["train"])
+        except TrainingDiverged as error:
+            return {"recipe": name, "diverged": str(error).split(";")[0]}
     with torch.no_grad():
         samples = run.model.eval().sample(SAMPLES)
     centres, std = mixture_modes(data)
@@ -53,6 +56,9 @@ def table(rows: list[dict]) -> str:
     lines = ["| recipe | modes covered | high-quality samples | fewest / most per mode | optimizer steps | seconds |",
              "|---|---|---|---|---|---|"]
     for row in rows:
+        if "diverged" in row:
+            lines.append(f"| `{row['recipe']}` | {row['diverged']} | | | | |")
+            continue
         counts = row["mode_counts"]
         lines.append(f"| `{row['recipe']}` | {row['modes_covered']} / {row['modes']} | {row['high_quality']:.1%} | "
                      f"{min(counts)} / {max(counts)} | {row['batches']} | {row['seconds']:.0f} |")
@@ -76,9 +82,7 @@ def main() -> None:
     rows = []
     for name in args.recipes:
         rows.append(measure(name, args.seed))
-        row = rows[-1]
-        print(f"{name}: {row['modes_covered']}/{row['modes']} modes, {row['high_quality']:.1%} high quality, "
-              f"{row['seconds']:.0f} s", flush=True)
+        print(table(rows[-1:]).splitlines()[-1], flush=True)
     text = table(rows)
     print(text)
     if args.out is not None:

@@ -76,3 +76,15 @@ def test_gan_learns_the_location_and_spread_of_a_gaussian(tmp_path):
     assert ((ratio > 0.6) & (ratio < 1.5)).all(), ratio
 
 
+
+
+def test_a_2d_gan_draws_its_critic_map(tmp_path):
+    """Homework 5's picture: the critic's contours under the real and the generated points."""
+    from dgm.runs import write_pictures
+    generator = torch.Generator().manual_seed(0)
+    data = Data("ring", _ring(256, generator), _ring(64, generator))
+    gan = dgm.create("gan", data=data, hidden=[8]).eval()
+    written = {path.name for path in write_pictures(gan, data, tmp_path)}
+    assert "critic.png" in written
+    x = data.test[:5]
+    torch.testing.assert_close(gan.critic_output(x), gan.critic(x, None))

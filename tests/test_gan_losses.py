@@ -93,3 +93,14 @@ def test_classic_losses_against_their_formulas():
     with pytest.raises(ValueError, match="unknown f-divergence"):
         FDivergence("kullback")
     assert math.isclose(Wasserstein().generator(fake).item(), 1.25)
+
+
+@pytest.mark.parametrize("name", sorted(F_DIVERGENCES))
+def test_closed_form_conjugate_of_the_activation_and_its_range(name):
+    """``f*(g_f(v))`` in closed form equals the two in turn where those are finite (float64, |v| ≤ 20), and stays
+    finite in float32 where the composition overflows or takes the log of 0 (|v| up to 80)."""
+    divergence = F_DIVERGENCES[name]
+    v = torch.linspace(-20, 20, 401, dtype=torch.float64)
+    torch.testing.assert_close(divergence.conjugate_of_activation(v), divergence.conjugate(divergence.activation(v)))
+    wide = torch.linspace(-80, 80, 161)
+    assert torch.isfinite(divergence.conjugate_of_activation(wide)).all()

@@ -188,3 +188,15 @@ def test_a_tiny_fit_survives_save_and_load(tmp_path):
     expected = model.sample(5, psi=0.7)
     torch.manual_seed(2)
     assert torch.equal(loaded.sample(5, psi=0.7), expected)
+
+
+def test_pictures_of_a_style_based_generator(tmp_path):
+    """The run pictures of a StyleGAN: its samples, the style-mixing grid and the truncation sweep in psi."""
+    from dgm.data.base import Data
+    from dgm.runs import write_pictures
+    torch.manual_seed(0)
+    data = Data("tiny", torch.randint(0, 256, (16, 1, 8, 8)).float(), torch.randint(0, 256, (8, 1, 8, 8)).float(),
+                levels=256)
+    model = dgm.create("stylegan", data=data, width=4, w_dim=8, latent_dim=8, mapping_layers=1).eval()
+    written = {path.name for path in write_pictures(model, data, tmp_path)}
+    assert {"samples.png", "style_mixing.png", "truncation.png"} <= written

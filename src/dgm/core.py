@@ -33,7 +33,7 @@ Likelihood = Literal["exact", "lower_bound"] | None
 Losses = dict[str, Tensor]
 Update = tuple[str, Losses]
 OPTIONAL_HOOKS = ("sample_with_log_prob", "latent_codes", "decode", "latent_diagnostics", "layer_trajectory",
-                  "critic_output")
+                  "critic_output", "mix_styles")
 LR_SCHEDULES = ("constant", "cosine")
 DATA_METHODS = ("loss", "log_prob", "latent_codes", "critic_loss", "generator_loss", "critic_output")  # their first argument is data
 SAMPLING_METHODS = ("sample", "sample_with_log_prob")  # their first argument is a number of samples
@@ -381,6 +381,12 @@ class GenerativeModel(PlacedModule):
         """The raw output ``(N,)`` of an adversarial model's critic on data ``x`` (critic maps of 2D GANs)."""
         raise NotImplementedError(f"{type(self).__name__} has no critic")
 
+    def mix_styles(self, z_rows: Tensor, z_columns: Tensor, crossover: int, **options) -> Tensor:
+        """Images ``(rows, columns, *shape)`` that take their first ``crossover`` styles from ``z_rows`` and the rest
+        from ``z_columns`` (the style-mixing grid of a style-based generator). A model that offers it draws its
+        latents with ``draw_latents(n)`` and has ``n_styles`` styles (``crossover`` lies in ``0..n_styles``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no styles to mix")
+
     def offers(self, hook: str) -> bool:
         """Whether this model implements the optional hook ``hook`` (one of ``OPTIONAL_HOOKS``)."""
         if hook not in OPTIONAL_HOOKS:
@@ -406,6 +412,11 @@ class GenerativeModel(PlacedModule):
         """``n`` if it is a number of samples that one call can draw (see :func:`check_sample_memory`), else
         ``ValueError``."""
         return check_sample_memory(check_sample_count(n), self.config["shape"], self.dtype, self.device)
+
+    def accepts_sample_option(self, name: str) -> bool:
+        """Whether ``sample`` names the option ``name`` (a ``sample(n, **options)`` names none)."""
+        accepted = _keyword_options(self.sample)
+        return accepted is not None and name in accepted
 
     def check_sample_options(self, options: dict) -> dict:
         """``options`` if ``sample`` accepts each of them, else ``ValueError`` listing the ones it accepts."""

@@ -24,6 +24,8 @@ LATENT_POINTS = 4000  # test examples in the picture of a 2D latent space
 RECONSTRUCTION_PAIRS = {"image": 32, "vector": 500}  # test examples beside their reconstructions
 INTERPOLATIONS = (10, 10)  # pairs of test images, steps from one to the other (homework 2)
 ENCODER_BATCH = 500  # examples per call of latent_codes
+TRUNCATION_OPTIONS = ("psi", "truncation")  # sample options of a truncation trick, the preferred first
+TRUNCATION_SWEEPS = {"psi": (1.0, 0.7, 0.5, 0.3, 0.0), "truncation": (2.0, 1.0, 0.5, 0.25, 0.05)}
 REVERSE_KL_SAMPLES = 20000  # samples of q behind the reported KL(q ‖ p) on an energy's data
 
 
@@ -138,6 +140,11 @@ def write_pictures(model, data: Data, directory: str | Path, sample_options: dic
     if points_2d and model.offers("critic_output") and model.n_classes is None:
         written.append(plots.critic_map(model.critic_output, _bounds(data), folder.picture("critic.png"),
                                         real=data.test[:n], fake=samples, title=f"critic of {name}"))
+    if data.is_image and model.offers("mix_styles"):
+        written.append(_style_mixing_picture(model, data, folder.picture("style_mixing.png"), title=name))
+    truncation = next((option for option in TRUNCATION_OPTIONS if model.accepts_sample_option(option)), None)
+    if data.is_image and truncation is not None:
+        written.append(_truncation_picture(model, data, truncation, folder.picture("truncation.png"), title=name))
     if model.offers("latent_codes"):
         written += _latent_pictures(model, data, folder, name, options)
     if points_2d and model.offers("layer_trajectory"):
@@ -227,6 +234,33 @@ def _decoder_noise_picture(model, data: Data, path: Path, name: str, options: di
                                                                                        **options)
               for noise in (True, False)}
     return [plots.scatter_panels(panels, path, reference=data.test[:n], title=name)]
+
+
+def _style_mixing_picture(model, data: Data, path: Path, title: str, rows: int = 5, columns: int = 6) -> Path:
+    """StyleGAN's Figure 3 at its middle crossover: the top row from ``z_columns`` alone, the left column from
+    ``z_rows`` alone (crossover at every style), inside image ``(i, j)`` with the coarse styles of row ``i`` and the
+    fine ones of column ``j``."""
+    z_rows, z_columns = model.draw_latents(rows), model.draw_latents(columns)
+    styles = model.n_styles
+    top = model.mix_styles(z_rows[:1], z_columns, 0)[0]
+    left = model.mix_styles(z_rows, z_columns[:1], styles)[:, 0]
+    inside = model.mix_styles(z_rows, z_columns, styles // 2)
+    blank = torch.zeros_like(top[:1])
+    grid = torch.cat([torch.cat([blank, top])] + [torch.cat([left[i:i + 1], inside[i]]) for i in range(rows)])
+    return plots.save_image_grid(grid, data.levels, path, nrow=columns + 1,
+                                 title=f"{title}: coarse styles by row, fine by column")
+
+
+def _truncation_picture(model, data: Data, option: str, path: Path, title: str, columns: int = 8) -> Path:
+    """Rows of samples of the same latents at decreasing truncation (``psi`` of a style-based generator, else
+    BigGAN's ``truncation`` of z): variety traded for typicality."""
+    values = TRUNCATION_SWEEPS[option]
+    rows = []
+    for value in values:
+        torch.manual_seed(0)  # the same latents in every row
+        rows.append(model.sample(columns, **sample_labels(model, columns), **{option: value}))
+    return plots.save_image_grid(torch.cat(rows), data.levels, path, nrow=columns,
+                                 title=f"{title}: {option} = " + ", ".join(map(str, values)) + " (rows)")
 
 
 def _trajectory_picture(model, data: Data, path: Path, title: str, n: int = 2000) -> Path:

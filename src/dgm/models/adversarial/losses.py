@@ -77,19 +77,24 @@ class Hinge(Wasserstein):
 
 @dataclass(frozen=True)
 class Divergence:
-    """An f-divergence of Nowozin et al.'s Table 6: the output activation ``g_f`` and the conjugate ``f*``."""
+    """An f-divergence of Nowozin et al.'s Table 6: the output activation ``g_f``, the conjugate ``f*``, and their
+    composition ``f*(g_f(v))`` in a closed form that stays finite where the two computed in turn would not (the
+    reverse KL's ``−1 − log(exp(−v))`` once ``exp(−v)`` underflows, Jensen-Shannon's ``−log(2 − e^t)`` as ``e^t``
+    nears 2)."""
 
     activation: Callable[[Tensor], Tensor]
     conjugate: Callable[[Tensor], Tensor]
+    conjugate_of_activation: Callable[[Tensor], Tensor]
 
 
 F_DIVERGENCES = {
-    "kl": Divergence(lambda v: v, lambda t: torch.exp(t - 1)),
-    "reverse_kl": Divergence(lambda v: -torch.exp(-v), lambda t: -1 - torch.log(-t)),
-    "pearson": Divergence(lambda v: v, lambda t: t ** 2 / 4 + t),
-    "squared_hellinger": Divergence(lambda v: 1 - torch.exp(-v), lambda t: t / (1 - t)),
-    "jensen_shannon": Divergence(lambda v: math.log(2) - F.softplus(-v), lambda t: -torch.log(2 - torch.exp(t))),
-    "total_variation": Divergence(lambda v: 0.5 * torch.tanh(v), lambda t: t),
+    "kl": Divergence(lambda v: v, lambda t: torch.exp(t - 1), lambda v: torch.exp(v - 1)),
+    "reverse_kl": Divergence(lambda v: -torch.exp(-v), lambda t: -1 - torch.log(-t), lambda v: v - 1),
+    "pearson": Divergence(lambda v: v, lambda t: t ** 2 / 4 + t, lambda v: v ** 2 / 4 + v),
+    "squared_hellinger": Divergence(lambda v: 1 - torch.exp(-v), lambda t: t / (1 - t), torch.expm1),
+    "jensen_shannon": Divergence(lambda v: math.log(2) - F.softplus(-v), lambda t: -torch.log(2 - torch.exp(t)),
+                                 lambda v: F.softplus(v) - math.log(2)),
+    "total_variation": Divergence(lambda v: 0.5 * torch.tanh(v), lambda t: t, lambda v: 0.5 * torch.tanh(v)),
 }
 
 
@@ -103,14 +108,13 @@ class FDivergence:
         self.divergence = F_DIVERGENCES[name]
 
     def bound(self, real: Tensor, fake: Tensor) -> Tensor:
-        divergence = self.divergence
-        return divergence.activation(real).mean() - divergence.conjugate(divergence.activation(fake)).mean()
+        return self.divergence.activation(real).mean() - self.divergence.conjugate_of_activation(fake).mean()
 
     def critic(self, real: Tensor, fake: Tensor) -> Tensor:
         return -self.bound(real, fake)
 
     def generator(self, fake: Tensor) -> Tensor:
-        return -self.divergence.conjugate(self.divergence.activation(fake)).mean()
+        return -self.divergence.conjugate_of_activation(fake).mean()
 
 
 def _input_gradients(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:

@@ -174,6 +174,11 @@ class StyleGAN(GANModel):
         w = self.styles_of(self.draw_latents(n, truncation), labels, psi)
         return self.to_data(self.generator.synthesis(w, noise))
 
+    @property
+    def n_styles(self) -> int:
+        """The number of style blocks, each reading its own ``w``."""
+        return self.generator.n_styles
+
     @torch.no_grad()
     def mix_styles(self, z_rows: Tensor, z_columns: Tensor, crossover: int, labels_rows: Tensor | None = None,
                    labels_columns: Tensor | None = None, psi: float | None = None, noise: bool = True) -> Tensor:
