@@ -64,11 +64,10 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from dgm.core import GenerativeModel, Losses, OptimizerGroup, Update, check_integer, check_levels
-from dgm.distributions import StandardNormal, decoder_head
+from dgm.distributions import StandardNormal
 from dgm.distributions.functional import normal_log_density
-from dgm.models.latent.decoders import FactorizedDecoder
-from dgm.models.latent.networks import (check_widths, conv_decoder, conv_encoder, encoder_input, mlp_decoder,
-                                        mlp_encoder)
+from dgm.models.latent.decoders import FactorizedDecoder, decoded, factorized_decoder
+from dgm.models.latent.networks import check_widths, conv_encoder, encoder_input, mlp_encoder
 from dgm.models.latent.posteriors import POSTERIOR_LOG_SCALE_RANGE
 from dgm.registry import register_model
 
@@ -164,15 +163,8 @@ class AVB(GenerativeModel):
     def _decoder(self, kind: str, output: str | None, scale: str, components: int) -> FactorizedDecoder:
         """``p(x | z)``: the network ``kind`` to the parameters of the head that ``output`` names."""
         self._check_network(kind, "decoder")
-        if scale not in ("learned", "fixed"):
-            raise ValueError(f"decoder_scale must be 'learned' or 'fixed' (sigma = 1), got {scale!r}")
-        channels, positions = (self.shape[0], self.shape[1:]) if len(self.shape) == 3 else (1, self.shape)
-        head = decoder_head(channels, self.levels, output, components, learned_scale=scale == "learned")
-        if kind == "conv":
-            network = conv_decoder(self.latent_dim, self.widths, head.param_channels, positions)
-        else:
-            network = mlp_decoder(self.latent_dim, self.hidden[::-1], (head.param_channels, *positions))
-        return FactorizedDecoder(network, head, self.shape)
+        return factorized_decoder(self.shape, self.levels, self.latent_dim, kind, output, scale, components,
+                                  self.hidden[::-1], self.widths)
 
     # -- the parts at work ----------------------------------------------------------------------------------------
     def draw(self, inputs: Tensor, samples: int = 1) -> Tensor:
@@ -252,10 +244,7 @@ class AVB(GenerativeModel):
     def decode(self, codes: Tensor, decoder_noise: bool = True) -> Tensor:
         """A draw of ``p(x | z)`` for latents ``z`` ``(N, latent_dim)``, or the decoder's mean (rounded to the
         nearest value for discrete data, so that it follows the data convention)."""
-        if decoder_noise:
-            return self.decoder.sample(codes)
-        mean = self.decoder.mean(codes)
-        return mean if self.levels is None else mean.round()
+        return decoded(self.decoder, codes, self.levels, decoder_noise)
 
     def latent_codes(self, x: Tensor) -> Tensor:
         """``f(x, 0)`` ``(N, latent_dim)``: the encoder at the mode of its noise (see the module docstring)."""

@@ -22,7 +22,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from dgm.distributions import decoder_head
 from dgm.models.autoregressive.gated_pixelcnn import GatedPixelCNN
+from dgm.models.latent.networks import conv_decoder, mlp_decoder
 
 
 def as_entries(x: Tensor, shape: Sequence[int]) -> Tensor:
@@ -51,6 +53,31 @@ class FactorizedDecoder(nn.Module):
 
     def mean(self, z: Tensor) -> Tensor:
         return as_data(self.head.mean(self.network(z)), self.shape)
+
+
+def factorized_decoder(shape: Sequence[int], levels: int | None, latent_dim: int, kind: str, output: str | None,
+                       scale: str, components: int, hidden: Sequence[int], widths: Sequence[int]) -> FactorizedDecoder:
+    """``p(x | z)`` by the network ``kind`` (``"mlp"`` of widths ``hidden``, in the decoder's order, or ``"conv"``
+    of ``widths``) to the parameters of the head that ``output`` names (``scale``: ``"learned"`` or ``"fixed"``
+    σ of a Gaussian head; ``components`` of a logistic mixture)."""
+    if scale not in ("learned", "fixed"):
+        raise ValueError(f"decoder_scale must be 'learned' or 'fixed' (sigma = 1), got {scale!r}")
+    channels, positions = (shape[0], tuple(shape[1:])) if len(shape) == 3 else (1, tuple(shape))
+    head = decoder_head(channels, levels, output, components, learned_scale=scale == "learned")
+    if kind == "conv":
+        network = conv_decoder(latent_dim, widths, head.param_channels, positions)
+    else:
+        network = mlp_decoder(latent_dim, list(hidden), (head.param_channels, *positions))
+    return FactorizedDecoder(network, head, shape)
+
+
+def decoded(decoder: nn.Module, codes: Tensor, levels: int | None, decoder_noise: bool) -> Tensor:
+    """A draw of ``p(x | z)`` for latents ``codes``, or the decoder's mean (rounded to the nearest value for
+    discrete data, so that it follows the data convention)."""
+    if decoder_noise:
+        return decoder.sample(codes)
+    mean = decoder.mean(codes)
+    return mean if levels is None else mean.round()
 
 
 class PixelCNNDecoder(nn.Module):

@@ -48,14 +48,14 @@ import torch
 from torch import Tensor, nn
 
 from dgm.core import GenerativeModel, Losses, Update, check_integer, check_levels
-from dgm.distributions import decoder_head, log_mean_exp, normal_kl
+from dgm.distributions import log_mean_exp, normal_kl
 from dgm.flows.autoregressive import InverseAutoregressive, autoregressive_flow
 from dgm.flows.bijection import Compose
 from dgm.flows.planar import AmortizedPlanar
 from dgm.flows.transforms import Affine
-from dgm.models.latent.decoders import FactorizedDecoder, PixelCNNDecoder
+from dgm.models.latent.decoders import PixelCNNDecoder, decoded, factorized_decoder
 from dgm.models.latent.diagnostics import latent_diagnostics
-from dgm.models.latent.networks import conv_decoder, conv_encoder, encoder_input, mlp_decoder, mlp_encoder
+from dgm.models.latent.networks import conv_encoder, encoder_input, mlp_encoder
 from dgm.models.latent.posteriors import Encoding, FlowPosterior, GaussianPosterior
 from dgm.models.latent.priors import make_prior
 from dgm.registry import register_model
@@ -153,23 +153,12 @@ class VAE(GenerativeModel):
                 raise ValueError("the PixelCNN decoder's output is a categorical over the levels: leave output unset")
             filters, layers, kernel = pixelcnn
             return PixelCNNDecoder(self.shape, self.levels, self.latent_dim, filters, layers, kernel)
-        head = self._head(output, scale, components)
-        positions = self.shape[1:] if len(self.shape) == 3 else self.shape
         if kind not in NETWORKS:
             raise ValueError(f"decoder must be one of mlp, conv, pixelcnn, got {kind!r}")
         if kind == "conv":
             self._check_image("decoder")
-            network = conv_decoder(self.latent_dim, widths, head.param_channels, positions)
-        else:
-            network = mlp_decoder(self.latent_dim, list(hidden)[::-1], (head.param_channels, *positions))
-        return FactorizedDecoder(network, head, self.shape)
-
-    def _head(self, output: str | None, scale: str, components: int):
-        """The distribution of the data's entries given the decoder's output (see the module docstring)."""
-        if scale not in ("learned", "fixed"):
-            raise ValueError(f"decoder_scale must be 'learned' or 'fixed' (sigma = 1), got {scale!r}")
-        channels = self.shape[0] if len(self.shape) == 3 else 1
-        return decoder_head(channels, self.levels, output, components, learned_scale=scale == "learned")
+        return factorized_decoder(self.shape, self.levels, self.latent_dim, kind, output, scale, components,
+                                  list(hidden)[::-1], widths)
 
     # -- the parts at work ----------------------------------------------------------------------------------------
     def encode(self, x: Tensor) -> Encoding:
@@ -269,10 +258,7 @@ class VAE(GenerativeModel):
     def decode(self, codes: Tensor, decoder_noise: bool = True) -> Tensor:
         """A draw of ``p(x | z)`` for latents ``z`` ``(N, latent_dim)``, or the decoder's mean (rounded to the
         nearest value for discrete data, so that it follows the data convention)."""
-        if decoder_noise:
-            return self.decoder.sample(codes)
-        mean = self.decoder.mean(codes)
-        return mean if self.levels is None else mean.round()
+        return decoded(self.decoder, codes, self.levels, decoder_noise)
 
     def latent_codes(self, x: Tensor) -> Tensor:
         """The posterior mean ``μ(x)`` of each example, ``(N, latent_dim)``."""
