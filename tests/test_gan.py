@@ -88,3 +88,68 @@ def test_a_2d_gan_draws_its_critic_map(tmp_path):
     assert "critic.png" in written
     x = data.test[:5]
     torch.testing.assert_close(gan.critic_output(x), gan.critic(x, None))
+
+
+def test_weight_clipping_keeps_every_critic_parameter_in_range(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    data = Data("ring", _ring(640, generator), _ring(128, generator))
+    seed_everything(0)
+    gan = dgm.create("gan", data=data, hidden=[16], loss="wasserstein", clip_weights=0.01, critic_steps=2)
+    run = fit(gan, data, tmp_path / "run", max_epochs=1, batch_size=64, lr=1e-2, progress=False)
+    values = torch.cat([parameter.flatten() for parameter in run.model.critic.parameters()])
+    assert values.abs().max() <= 0.01 + 1e-7
+    assert (values.abs() > 0.0099).float().mean() > 0.1  # a large lr drives many weights to the bound
+
+
+def test_one_sided_label_smoothing_is_the_cross_entropy_with_target_one_minus_alpha():
+    from dgm.models.adversarial.losses import adversarial_loss
+    real, fake = torch.tensor([1.5, -0.5, 3.0]), torch.tensor([0.2, -2.0])
+    smoothed = adversarial_loss("non_saturating", label_smoothing=0.1).critic(real, fake)
+    expected = (torch.nn.functional.binary_cross_entropy_with_logits(real, torch.full_like(real, 0.9))
+                + torch.nn.functional.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+    torch.testing.assert_close(smoothed, expected)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        adversarial_loss("wasserstein", label_smoothing=0.1)
+
+
+def test_truncation_draws_latents_from_the_truncated_normal():
+    torch.manual_seed(0)
+    gan = dgm.create("gan", shape=(2,), latent_dim=4, hidden=[8])
+    z = gan.draw_latents(20000, truncation=0.5)
+    assert z.abs().max() <= 0.5
+    assert abs(z.var().item() - 0.0806) < 0.002  # N(0, 1) truncated to [-t, t]: 1 - 2t phi(t) / (2 Phi(t) - 1)
+    with pytest.raises(ValueError, match="truncation"):
+        gan.sample(4, truncation=-1.0)
+
+
+def test_a_gan_step_generates_once_and_updates_the_generator_with_the_critic_it_just_changed():
+    torch.manual_seed(0)
+    gan = dgm.create("gan", shape=(2,), hidden=[8], critic_steps=1)
+    calls = []
+    gan.generator.register_forward_hook(lambda module, inputs, output: calls.append(output))
+    x = torch.randn(16, 2)
+    updates = gan.training_step(x, step=0)
+    name, critic_losses = next(updates)
+    assert name == "critic" and len(calls) == 1
+    critic_losses["loss"].backward()
+    with torch.no_grad():  # the critic's update, as the trainer would make it
+        for parameter in gan.critic.parameters():
+            parameter -= 0.5 * parameter.grad
+    name, generator_losses = next(updates)
+    assert name == "generator" and len(calls) == 1  # the same generated batch
+    expected = torch.nn.functional.softplus(-gan.critic(calls[0], None)).mean()
+    torch.testing.assert_close(generator_losses["loss"], expected)
+
+
+def test_sample_quality_is_logged_per_epoch(tmp_path):
+    from dgm.data.base import load
+    from dgm.plots import read_metrics_csv
+    data = load("8gaussians-hw5")
+    data = Data(data.name, data.train[:1024], data.test[:512], distribution=data.distribution)
+    seed_everything(0)
+    gan = dgm.create("gan", data=data, hidden=[16])
+    fit(gan, data, tmp_path / "run", max_epochs=2, batch_size=256, progress=False, quality_every=1,
+        quality_metrics=["modes"], quality_samples=500)
+    curves = read_metrics_csv(next((tmp_path / "run" / "logs").glob("csv-*/metrics.csv")))
+    steps, covered = curves["quality/modes_covered"]
+    assert len(covered) == 2 and ((0 <= covered) & (covered <= 8)).all()
