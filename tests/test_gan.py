@@ -153,3 +153,18 @@ def test_sample_quality_is_logged_per_epoch(tmp_path):
     curves = read_metrics_csv(next((tmp_path / "run" / "logs").glob("csv-*/metrics.csv")))
     steps, covered = curves["quality/modes_covered"]
     assert len(covered) == 2 and ((0 <= covered) & (covered <= 8)).all()
+
+
+def test_sample_pictures_over_training_leave_the_run_unchanged(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    data = Data("ring", _ring(512, generator), _ring(128, generator))
+    weights = {}
+    for pictures in (None, 1):
+        seed_everything(0)
+        gan = dgm.create("gan", data=data, hidden=[8])
+        run = fit(gan, data, tmp_path / f"run{pictures}", max_epochs=2, batch_size=128, progress=False,
+                  pictures_every=pictures)
+        weights[pictures] = torch.cat([p.flatten() for p in run.model.parameters()])
+    assert sorted(path.name for path in (tmp_path / "run1").glob("samples_epoch*.png")) == \
+        ["samples_epoch0001.png", "samples_epoch0002.png"]
+    torch.testing.assert_close(weights[None], weights[1], rtol=0, atol=0)  # its draws are undone

@@ -13,7 +13,7 @@ import yaml
 
 TRAIN_OPTIONS = ("max_epochs", "max_steps", "max_time", "batch_size", "lr", "lr_schedule", "grad_clip",
                  "ema_decay", "seed", "accelerator", "devices", "strategy", "eval_batches", "objective",
-                 "anneal_steps", "quality_every", "quality_metrics", "quality_samples")
+                 "anneal_steps", "quality_every", "quality_metrics", "quality_samples", "pictures_every")
 MODE_SAMPLES = 10000  # samples whose mode coverage dgm train reports for an implicit model on a Gaussian mixture
 RESUMABLE_OPTIONS = ("max_epochs", "max_steps", "max_time")  # a resumed run may only be given a new end
 RESUMABLE_FLAGS = [f"--{option.replace('_', '-')}" for option in RESUMABLE_OPTIONS]
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     for option, kind in [("max_epochs", int), ("max_steps", int), ("max_time", float), ("batch_size", int),
                          ("lr", float), ("grad_clip", float), ("ema_decay", float), ("seed", int),
                          ("devices", int), ("eval_batches", int), ("anneal_steps", int), ("quality_every", int),
-                         ("quality_samples", int)]:
+                         ("quality_samples", int), ("pictures_every", int)]:
         train.add_argument("--" + option.replace("_", "-"), type=kind)
     train.add_argument("--lr-schedule", choices=["constant", "cosine"])
     train.add_argument("--quality-metrics", type=lambda text: text.split(","), metavar="NAME[,NAME...]",

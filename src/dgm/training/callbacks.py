@@ -11,7 +11,9 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from dgm.checkpoint import save_model
+from dgm.core import sample_labels
 from dgm.metrics.quality import check_request, mixture_modes, model_quality
+from dgm.runs import save_samples_picture
 
 
 class RandomState(Callback):
@@ -140,3 +142,28 @@ class SampleQualityLog(Callback):
         for name, value in values.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 pl_module.log(f"quality/{name}", float(value), sync_dist=False)
+
+
+class SampleGrids(Callback):
+    """The picture of the model's samples at the end of every ``every``-th test evaluation (an epoch's), written as
+    ``samples_epoch<E>.png`` in the run folder: the same latents each time where the model draws from a seeded
+    generator (the draws are undone afterwards with the rest of the evaluation's, :class:`RandomState`), with the
+    EMA weights where the run keeps an average."""
+
+    def __init__(self, data, directory: Path, every: int = 1, n: int = 64):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"pictures_every must be a positive number of epochs, got {every!r}")
+        self.data, self.directory, self.every, self.n = data, Path(directory), every, n
+        self.evaluations = 0
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        self.evaluations += 1
+        if trainer.sanity_checking or self.evaluations % self.every or not trainer.is_global_zero:
+            return
+        model = pl_module.model
+        torch.manual_seed(0)
+        with torch.no_grad():
+            samples = model.sample(self.n, **sample_labels(model, self.n))
+        epoch = pl_module.batches_trained // max(trainer.num_training_batches, 1)
+        save_samples_picture(samples, self.data, self.directory / f"samples_epoch{epoch:04d}.png",
+                             title=f"{model.model_name}, epoch {epoch}")

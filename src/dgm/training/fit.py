@@ -24,7 +24,8 @@ from dgm.core import GenerativeModel
 from dgm.data.base import Data, load
 from dgm.objectives import ReverseKL
 from dgm.run_folder import RUN_FILE, RunFolder
-from dgm.training.callbacks import EpochCheckpoint, ExportModel, RandomState, SampleQualityLog, StopOnInterrupt
+from dgm.training.callbacks import (EpochCheckpoint, ExportModel, RandomState, SampleGrids, SampleQualityLog,
+                                   StopOnInterrupt)
 from dgm.training.data import DataModule
 from dgm.training.module import TrainingModule
 from dgm.training.progress import Progress, StopCondition, batches_per_epoch, resume_plan
@@ -109,7 +110,7 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
         ema_decay: float | None = None, seed: int = 0, devices: int = 1, strategy: str = "auto",
         accelerator: str = "auto", eval_batches: int | None = None, objective: str | None = None,
         anneal_steps: int = 0, quality_every: int | None = None, quality_metrics: list[str] | None = None,
-        quality_samples: int = 1000, resume: bool = False, progress: bool = True,
+        quality_samples: int = 1000, pictures_every: int | None = None, resume: bool = False, progress: bool = True,
         callbacks: list | tuple = ()) -> Run:
     """Train ``model`` on ``data`` and return the :class:`Run`.
 
@@ -123,7 +124,8 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
     when there is one; ``strategy="ddp"`` for distributed data parallel); ``callbacks`` are extra Lightning
     callbacks. ``quality_every = k`` logs sample-quality metrics (``quality_metrics``, the data's defaults if
     ``None``, of ``quality_samples`` samples; :class:`~dgm.training.callbacks.SampleQualityLog`) at every ``k``-th
-    epoch's test evaluation, with the EMA weights where there are. ``eval_batches`` limits the test batches evaluated at each epoch end (all by default). A stop by
+    epoch's test evaluation, with the EMA weights where there are; ``pictures_every = k`` draws the samples of
+    every ``k``-th epoch (:class:`~dgm.training.callbacks.SampleGrids`). ``eval_batches`` limits the test batches evaluated at each epoch end (all by default). A stop by
     ``max_time`` within an epoch skips the test evaluation Lightning would run there: the final evaluation of the
     run (:func:`dgm.runs.evaluate_run`) follows.
 
@@ -149,7 +151,8 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
                "lr": lr, "lr_schedule": lr_schedule, "grad_clip": grad_clip, "ema_decay": ema_decay,
                "seed": seed, "accelerator": accelerator, "devices": devices, "strategy": strategy,
                "eval_batches": eval_batches, "objective": objective, "anneal_steps": anneal_steps,
-               "quality_every": quality_every, "quality_metrics": quality_metrics, "quality_samples": quality_samples}
+               "quality_every": quality_every, "quality_metrics": quality_metrics, "quality_samples": quality_samples,
+               "pictures_every": pictures_every}
 
     seed_everything(seed)
     build = data.train_batch or data.train.__getitem__
@@ -165,8 +168,9 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
     ema = [] if ema_decay is None else [_weight_average(ema_decay)]
     quality = [] if quality_every is None else [SampleQualityLog(data, quality_every, quality_metrics,
                                                                  quality_samples)]
+    grids = [] if pictures_every is None else [SampleGrids(data, folder.path, pictures_every)]
     interrupt = StopOnInterrupt()
-    callbacks = [RandomState(), *quality, *ema,  # quality before the EMA, which swaps the raw weights back
+    callbacks = [RandomState(), *quality, *grids, *ema,  # quality before the EMA, which swaps the raw weights back
                  ExportModel(folder.path), EpochCheckpoint(folder.checkpoints),
                  Timer(duration=None if max_time is None else {"seconds": float(max_time)}), interrupt, *callbacks]
     trainer = _trainer(folder, callbacks, several_optimizers=len(module.groups) > 1, progress=progress,
