@@ -168,3 +168,15 @@ def test_sample_pictures_over_training_leave_the_run_unchanged(tmp_path):
     assert sorted(path.name for path in (tmp_path / "run1").glob("samples_epoch*.png")) == \
         ["samples_epoch0001.png", "samples_epoch0002.png"]
     torch.testing.assert_close(weights[None], weights[1], rtol=0, atol=0)  # its draws are undone
+
+
+def test_pictures_over_training_keep_their_rhythm_across_a_resume(tmp_path):
+    """Every second epoch, counted over the whole run: a run resumed after epoch 1 draws at epoch 2."""
+    generator = torch.Generator().manual_seed(0)
+    data = Data("ring", _ring(256, generator), _ring(64, generator))
+    seed_everything(0)
+    gan = dgm.create("gan", data=data, hidden=[8])
+    fit(gan, data, tmp_path / "run", max_epochs=1, batch_size=128, progress=False, pictures_every=2)
+    assert not list((tmp_path / "run").glob("samples_epoch*.png"))
+    fit(gan, data, tmp_path / "run", max_epochs=2, batch_size=128, progress=False, pictures_every=2, resume=True)
+    assert [path.name for path in (tmp_path / "run").glob("samples_epoch*.png")] == ["samples_epoch0002.png"]

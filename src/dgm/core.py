@@ -35,7 +35,8 @@ Update = tuple[str, Losses]
 OPTIONAL_HOOKS = ("sample_with_log_prob", "latent_codes", "decode", "latent_diagnostics", "layer_trajectory",
                   "critic_output", "mix_styles")
 LR_SCHEDULES = ("constant", "cosine")
-DATA_METHODS = ("loss", "log_prob", "latent_codes", "critic_loss", "generator_loss", "critic_output")  # their first argument is data
+# the methods whose first argument is data
+DATA_METHODS = ("loss", "log_prob", "latent_codes", "critic_loss", "generator_loss", "critic_output")
 SAMPLING_METHODS = ("sample", "sample_with_log_prob")  # their first argument is a number of samples
 SAMPLING_MEMORY_FACTOR = 64  # sampling holds the networks' values beside the samples: this many times their size
 

@@ -117,9 +117,27 @@ class StopOnInterrupt(Callback):
             self._previous_handler = None
 
 
-class SampleQualityLog(Callback):
-    """Sample-quality metrics of the model logged at the end of every ``every``-th test evaluation (an epoch's),
-    under ``quality/<metric>`` beside the test loss: curves of FID or IS over training (homework 6, task 3).
+class EveryKthEpoch(Callback):
+    """A callback that acts at the end of the test evaluation of every ``every``-th epoch. The epoch is read from
+    the batches the run has trained (resumes included), not counted by the callback, so a resumed run keeps the
+    rhythm of an uninterrupted one."""
+
+    def __init__(self, every: int, option: str):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"{option} must be a positive number of epochs, got {every!r}")
+        self.every = every
+
+    def due_epoch(self, trainer, pl_module) -> int | None:
+        """The epoch just completed if this evaluation is one to act at, else ``None``."""
+        epoch = pl_module.batches_trained // max(trainer.num_training_batches, 1)
+        if trainer.sanity_checking or epoch == 0 or epoch % self.every:
+            return None
+        return epoch
+
+
+class SampleQualityLog(EveryKthEpoch):
+    """Sample-quality metrics of the model logged at the end of every ``every``-th epoch's test evaluation, under
+    ``quality/<metric>`` beside the test loss: curves of FID or IS over training (homework 6, task 3).
 
     The test evaluation runs with the averaged weights where the run keeps an EMA (Lightning's weight averaging
     swaps them in), so these are the EMA model's. ``metrics`` and ``n`` are those of
@@ -127,16 +145,13 @@ class SampleQualityLog(Callback):
     draws of sampling are undone afterwards with the rest of the evaluation's (:class:`RandomState`)."""
 
     def __init__(self, data, every: int = 1, metrics=None, n: int = 1000):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"quality_every must be a positive number of epochs, got {every!r}")
+        super().__init__(every, "quality_every")
         if metrics is not None:
             check_request(data.shape, metrics, modes=mixture_modes(data) is not None)
-        self.data, self.every, self.metrics, self.n = data, every, metrics, n
-        self.evaluations = 0
+        self.data, self.metrics, self.n = data, metrics, n
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        self.evaluations += 1
-        if trainer.sanity_checking or self.evaluations % self.every:
+        if self.due_epoch(trainer, pl_module) is None:
             return
         values = model_quality(pl_module.model, self.data, self.metrics, n=self.n)
         for name, value in values.items():
@@ -144,26 +159,23 @@ class SampleQualityLog(Callback):
                 pl_module.log(f"quality/{name}", float(value), sync_dist=False)
 
 
-class SampleGrids(Callback):
-    """The picture of the model's samples at the end of every ``every``-th test evaluation (an epoch's), written as
+class SampleGrids(EveryKthEpoch):
+    """The picture of the model's samples at the end of every ``every``-th epoch's test evaluation, written as
     ``samples_epoch<E>.png`` in the run folder: the same latents each time where the model draws from a seeded
     generator (the draws are undone afterwards with the rest of the evaluation's, :class:`RandomState`), with the
     EMA weights where the run keeps an average."""
 
     def __init__(self, data, directory: Path, every: int = 1, n: int = 64):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"pictures_every must be a positive number of epochs, got {every!r}")
-        self.data, self.directory, self.every, self.n = data, Path(directory), every, n
-        self.evaluations = 0
+        super().__init__(every, "pictures_every")
+        self.data, self.directory, self.n = data, Path(directory), n
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        self.evaluations += 1
-        if trainer.sanity_checking or self.evaluations % self.every or not trainer.is_global_zero:
+        epoch = self.due_epoch(trainer, pl_module)
+        if epoch is None or not trainer.is_global_zero:
             return
         model = pl_module.model
         torch.manual_seed(0)
         with torch.no_grad():
             samples = model.sample(self.n, **sample_labels(model, self.n))
-        epoch = pl_module.batches_trained // max(trainer.num_training_batches, 1)
         save_samples_picture(samples, self.data, self.directory / f"samples_epoch{epoch:04d}.png",
                              title=f"{model.model_name}, epoch {epoch}")

@@ -125,9 +125,9 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
     callbacks. ``quality_every = k`` logs sample-quality metrics (``quality_metrics``, the data's defaults if
     ``None``, of ``quality_samples`` samples; :class:`~dgm.training.callbacks.SampleQualityLog`) at every ``k``-th
     epoch's test evaluation, with the EMA weights where there are; ``pictures_every = k`` draws the samples of
-    every ``k``-th epoch (:class:`~dgm.training.callbacks.SampleGrids`). ``eval_batches`` limits the test batches evaluated at each epoch end (all by default). A stop by
-    ``max_time`` within an epoch skips the test evaluation Lightning would run there: the final evaluation of the
-    run (:func:`dgm.runs.evaluate_run`) follows.
+    every ``k``-th epoch (:class:`~dgm.training.callbacks.SampleGrids`). ``eval_batches`` limits the test batches
+    evaluated at each epoch end (all by default). A stop by ``max_time`` within an epoch skips the test evaluation
+    Lightning would run there: the final evaluation of the run (:func:`dgm.runs.evaluate_run`) follows.
 
     The run folder is held by this process while it trains (:meth:`RunFolder.owned`): a second training of the
     same folder is refused. Every option, the data and the checkpoint to resume from are checked before the folder
