@@ -72,7 +72,7 @@ def test_cached_conditional_sampling_draws_the_naive_samples(name, kind):
 def test_conditions_are_checked():
     labelled = _model("gated-pixelcnn", (1, 2, 2), 2, n_classes=3)
     x = torch.zeros(2, 1, 2, 2, dtype=torch.float64)
-    with pytest.raises(ValueError, match="pass labels="):
+    with pytest.raises(ValueError, match="give labels="):
         labelled.log_prob(x)
     with pytest.raises(ValueError, match=r"0\.\.2"):
         labelled.log_prob(x, labels=torch.tensor([0, 3]))

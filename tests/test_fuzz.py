@@ -17,6 +17,8 @@ from dgm.core import check_data
 
 # tiny configurations, so that the fuzzing of every model takes well under a minute on one thread
 TINY = {"ffjord": dict(hidden=[4], atol=1e-3, rtol=1e-3), "gan": dict(hidden=[4], latent_dim=2),
+        "ddpm": dict(steps=10, hidden=[4], width=8, multipliers=[1], blocks_per_level=1, attention_levels=[]),
+        "ncsn": dict(noise_levels=3, hidden=[4], width=8, multipliers=[1], blocks_per_level=1, attention_levels=[]),
         "gated-pixelcnn": dict(filters=4, layers=1, kernel_size=3), "glow": dict(scales=1, steps=1, channels=4),
         "iaf": dict(n_layers=1, hidden=[4]), "made": dict(hidden=[8]), "maf": dict(n_layers=1, hidden=[4]),
         "nice": dict(n_layers=2, hidden=[4]), "nsf": dict(n_layers=1, hidden=[4]),

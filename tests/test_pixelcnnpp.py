@@ -113,7 +113,7 @@ def test_conditioning_on_a_class_or_a_vector():
     images = torch.randint(0, 2, (2, *shape)).double()
     assert not torch.equal(model.log_prob(images, labels=torch.tensor([0, 0]), condition=z.expand(2, -1)),
                            model.log_prob(images, labels=torch.tensor([1, 1]), condition=z.expand(2, -1)))
-    with pytest.raises(ValueError, match="pass labels"):
+    with pytest.raises(ValueError, match="give labels"):
         model.log_prob(images, condition=z.expand(2, -1))
 
 

@@ -395,6 +395,19 @@ class GenerativeModel(PlacedModule):
         return getattr(type(self), hook) is not getattr(GenerativeModel, hook)
 
     # -- conveniences shared by every model ----------------------------------------------------------------------
+    def labels_of(self, labels: Tensor | None, n: int) -> Tensor | None:
+        """``labels`` of ``n`` examples checked (:func:`check_labels`) and placed on the model's device for a
+        class-conditional model, which needs them; ``None`` for a model without classes, which refuses them."""
+        name = self.model_name or type(self).__name__
+        if self.n_classes is None:
+            if labels is not None:
+                raise ValueError(f"labels were given, but this {name} is not class-conditional (n_classes=None)")
+            return None
+        if labels is None:
+            raise ValueError(f"this {name} is class-conditional: give labels= (class indices "
+                             f"0..{self.n_classes - 1})")
+        return check_labels(labels.to(self.device), n, self.n_classes)
+
     def check(self, x: Tensor) -> Tensor:
         """``x`` in this model's dtype and on its device (``x`` itself where they agree) if it is a batch of at least
         one example that follows the data convention for the model's ``shape`` and ``levels`` (see

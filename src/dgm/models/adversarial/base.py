@@ -32,7 +32,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from dgm.core import AdversarialModel, Losses, Update, check_integer, check_labels, check_levels
+from dgm.core import AdversarialModel, Losses, Update, check_integer, check_levels
 from dgm.models.adversarial.losses import (FDivergence, Wasserstein, adversarial_loss, gradient_penalty,
                                            r1_penalty)
 from dgm.nn.spectral_norm import normalise_every_layer
@@ -110,18 +110,6 @@ class GANModel(AdversarialModel):
         if self.levels is None:
             return y
         return ((y + 1) * ((self.levels - 1) / 2)).round().clamp(0, self.levels - 1)
-
-    def labels_of(self, labels: Tensor | None, n: int) -> Tensor | None:
-        """Checked class labels of a class-conditional model; ``None`` (refusing labels) for others."""
-        if self.n_classes is None:
-            if labels is not None:
-                raise ValueError(f"labels were given, but this {self.model_name} is not class-conditional "
-                                 "(n_classes=None)")
-            return None
-        if labels is None:
-            raise ValueError(f"this {self.model_name} is class-conditional: give labels= (class indices "
-                             f"0..{self.n_classes - 1})")
-        return check_labels(labels, n, self.n_classes).to(self.device)
 
     # -- generating ---------------------------------------------------------------------------------------------
     def draw_latents(self, n: int, truncation: float | None = None) -> Tensor:

@@ -53,7 +53,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from dgm.core import GenerativeModel, check_data, check_integer, check_labels, check_levels
+from dgm.core import GenerativeModel, check_data, check_integer, check_levels
 from dgm.distributions import CategoricalPixels, to_interval
 from dgm.nn.conditioning import check_condition_shape
 
@@ -134,17 +134,12 @@ class AutoregressiveImageModel(GenerativeModel):
                         ) -> tuple[Tensor | None, Tensor | None]:
         """``labels`` and ``condition`` for ``n`` examples, checked against ``n_classes`` and ``condition_shape``."""
         name = type(self).__name__
-        if labels is None and self.n_classes is not None:
-            raise ValueError(f"this {name} is conditioned on {self.n_classes} classes: pass labels=")
-        if labels is not None and self.n_classes is None:
-            raise ValueError(f"this {name} is not class-conditional (build it with n_classes): it takes no labels")
         if condition is None and self.condition_shape is not None:
             raise ValueError(f"this {name} is conditioned on a tensor of shape (N, "
                              f"{', '.join(map(str, self.condition_shape))}): pass condition=")
         if condition is not None and self.condition_shape is None:
             raise ValueError(f"this {name} takes no condition (build it with condition_shape)")
-        if labels is not None:
-            labels = check_labels(labels.to(self.device), n, self.n_classes)
+        labels = self.labels_of(labels, n)
         if condition is not None:
             condition = check_data(condition.to(self.device, self.dtype), self.condition_shape, None,
                                    name="condition")
