@@ -25,6 +25,7 @@ from dgm.metrics import mode_metrics
 from dgm.metrics.quality import mixture_modes
 from dgm.recipes import load_recipe
 from dgm.training import TrainingDiverged, fit, seed_everything
+from doc_tables import write_between_markers  # benchmarks/doc_tables.py, beside this script
 
 RECIPES = ("gan-25gaussians", "minimax-gan-25gaussians", "lsgan-25gaussians", "wgan-25gaussians",
            "wgan-gp-25gaussians", "sngan-25gaussians", "r1-gan-25gaussians", "fgan-kl-25gaussians",
@@ -32,7 +33,6 @@ RECIPES = ("gan-25gaussians", "minimax-gan-25gaussians", "lsgan-25gaussians", "w
            "fgan-jensen-shannon-25gaussians", "fgan-total-variation-25gaussians", "hw5-wgan-8gaussians",
            "hw5-wgan-gp-8gaussians")
 SAMPLES = 10_000
-MARKERS = ("<!-- begin benchmarks/gan_2d.py -->", "<!-- end benchmarks/gan_2d.py -->")
 
 
 def measure(name: str, seed: int) -> dict:
@@ -65,12 +65,6 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_between_markers(path: Path, text: str) -> None:
-    content = path.read_text()
-    begin, end = content.index(MARKERS[0]) + len(MARKERS[0]), content.index(MARKERS[1])
-    path.write_text(content[:begin] + "\n" + text + "\n" + content[end:])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recipes", nargs="*", default=list(RECIPES))
@@ -86,7 +80,7 @@ def main() -> None:
     text = table(rows)
     print(text)
     if args.out is not None:
-        write_between_markers(args.out, text)
+        write_between_markers(args.out, "gan_2d.py", text)
 
 
 if __name__ == "__main__":

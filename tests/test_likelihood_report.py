@@ -88,7 +88,7 @@ def test_the_label_names_median_and_worst_example_beside_the_mean():
                                          "example #3)")
     assert nll_label({"nll_nats": 1.0, "bits_per_dim": 0.7, "likelihood": "exact"}) == \
         "NLL = 1 nats (0.7 bits/dim)"
-    assert nll_label(summary | {"validation_loss": 3.9}).endswith("; last validation loss 3.9 nats")
+    assert nll_label(summary | {"validation_loss": 3.9}).endswith("; last validation loss 3.9")
 
 
 def test_a_run_reports_median_worst_example_and_the_end_of_its_validation_curve(tmp_path):

@@ -108,7 +108,8 @@ RELATIONS = {"exact": "=", "lower_bound": "≤"}  # how a reported NLL relates t
 
 def nll_label(metrics: dict) -> str:
     """``NLL = 1.02`` for exact likelihoods, ``NLL ≤ 85.3`` for bounds (a lower bound on log p bounds the NLL from
-    above), followed by the median, the worst example and the end of the validation curve where they are known, and
+    above), followed by the median, the worst example and the end of the validation curve (the model's loss, in its
+    own unit: an NLL in nats for most, a noise-prediction error for diffusion) where they are known, and
     by the heavy-tail warning on a line of its own where there is one."""
     relation = RELATIONS[metrics["likelihood"]]
     label = f"NLL {relation} {metrics['nll_nats']:.4g} nats ({metrics['bits_per_dim']:.4g} bits/dim)"
@@ -116,5 +117,5 @@ def nll_label(metrics: dict) -> str:
         label += (f", median {metrics['nll_median_nats']:.4g} nats, worst {metrics['worst_nll_nats']:.4g} nats "
                   f"(test example #{metrics['worst_example']})")
     if metrics.get("validation_loss") is not None:
-        label += f"; last validation loss {metrics['validation_loss']:.4g} nats"
+        label += f"; last validation loss {metrics['validation_loss']:.4g}"  # the model's own loss: nats or not
     return label if "warning" not in metrics else f"{label}\nwarning: {metrics['warning']}"
