@@ -18,15 +18,12 @@ training budget of ``--minutes`` of wall clock each:
 
 A step is one batch: a critic update and a generator update. ms/step is the training seconds over the steps.
 
-FID, one protocol for every row (:func:`fid`), as ``dgm evaluate --metrics fid`` computes it
-(:func:`dgm.metrics.quality.model_quality`): ``--samples`` N samples of each model, drawn by
-:func:`~dgm.metrics.quality.generated_samples` in the data's convention (rounded to pixel levels), against the first
-N test images, on the TF-FID InceptionV3 features of :class:`~dgm.metrics.features.InceptionFeatures`; the test
-features come from :func:`~dgm.metrics.quality.reference_features` (cached in ``$DGM_CACHE/reference`` as for
-``dgm evaluate``). The floor is the same FID of the first N *training* images: about what a perfect model would
-score. Inception features take about 0.1 s per image on one thread: 10 000 images are about 15 minutes, three such
-sets per data set (both models and the floor), plus the test set the first time; with the two 12-minute trainings, a
-data set takes 70 to 90 minutes.
+FID by the protocol of benchmarks/image_fid.py, one for every row, as ``dgm evaluate --metrics fid`` computes it:
+``--samples`` N samples of each model in the data's convention against the first N test images on the TF-FID
+InceptionV3 features, the test and training features cached in ``$DGM_CACHE/reference``; the floor is the same FID of
+the first N *training* images, about what a perfect model would score. Inception features take about 0.1 s per image
+on one thread: 10 000 images are about 15 minutes, two such sets per data set (both models), plus the test and
+training sets the first time; with the two 12-minute trainings, a data set takes 55 to 90 minutes.
 
     .venv/bin/python benchmarks/gan_dcgan.py                               # 12 minutes each, 10 000 samples
     .venv/bin/python benchmarks/gan_dcgan.py --data mnist,fashion-mnist    # both data sets, one table each
@@ -57,18 +54,16 @@ from torch.nn.utils.parametrizations import spectral_norm
 import dgm
 from dgm.data import load
 from dgm.metrics.features import InceptionFeatures
-from dgm.metrics.frechet import GaussianStatistics, fit_gaussian
-from dgm.metrics.quality import as_extractor_input, generated_samples, reference_features
 from dgm.recipes import load_recipe
 from dgm.training import fit, seed_everything
 from dgm.training.progress import batches_per_epoch
+from image_fid import check_samples, floor_fid, model_fid, test_statistics  # benchmarks/image_fid.py, beside this
 
 DGM_GAN = {"model": "dcgan",
            "model_options": {"width": 32, "loss": "hinge", "spectral_norm": True},
            "train": {"batch_size": 64, "lr": 2e-4, "ema_decay": 0.999}}
 LATENT, G_WIDTH, D_WIDTH = 100, 48, 64  # the hand-written DCGAN's nz, ngf, ndf (the PyTorch example's names)
 BATCH, LR, BETAS = 64, 2e-4, (0.5, 0.999)
-SAMPLE_BATCH = 500  # as dgm evaluate draws them
 SPEED_WARMUP, SPEED_STEPS, SPEED_ROUNDS = 5, 20, 3
 
 
@@ -219,31 +214,18 @@ def train_dgm(data, config: dict, seconds: float, seed: int, threads: int) -> di
             "seconds": run.seconds, "steps": counter.batches, "batch_size": batch_size}
 
 
-# -- FID ----------------------------------------------------------------------------------------------------------
-def fid(extractor: InceptionFeatures, test: GaussianStatistics, images: Tensor, data) -> float:
-    """The FID of ``images`` (the data's convention) against the test images' statistics, as ``dgm evaluate``."""
-    features = extractor.features(as_extractor_input(images, data), progress=True)
-    return test.distance(fit_gaussian(features))
-
-
-def model_fid(extractor: InceptionFeatures, test: GaussianStatistics, row: dict, data, n: int, seed: int) -> float:
-    print(f"{row['model']}: {n} samples", file=sys.stderr, flush=True)
-    torch.manual_seed(seed)
-    return fid(extractor, test, generated_samples(row["generator"], n, SAMPLE_BATCH), data)
-
-
+# -- the benchmark ------------------------------------------------------------------------------------------------
 def benchmark(name: str, config: dict, extractor: InceptionFeatures, args) -> str:
     data = load(name)
-    if args.samples > len(data.test):
-        raise SystemExit(f"--samples {args.samples} exceeds the {len(data.test)} test images of {name}")
+    check_samples(data, args.samples)
     seconds = 60 * args.minutes
     rows = [train_hand_written(data, seconds, args.seed),
             train_dgm(data, config, seconds, args.seed, args.threads)]
-    test = fit_gaussian(reference_features(data, extractor, "test", args.samples, progress=True))
+    test = test_statistics(extractor, data, args.samples)
     for row in rows:
         row["fid"] = model_fid(extractor, test, row, data, args.samples, args.seed)
         row["epochs"] = row["steps"] / batches_per_epoch(len(data.train), row["batch_size"])
-    floor = fid(extractor, test, data.train[:args.samples], data)
+    floor = floor_fid(extractor, test, data, args.samples)
     return table(name, rows, floor, config, extractor, args)
 
 

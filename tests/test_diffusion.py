@@ -214,3 +214,29 @@ def test_ncsn_loss_is_sigma_squared_weighted_denoising_score_matching():
         weighted = noise_conditional_score_matching(score, x, schedule.sigma(times))
         losses = torch.stack([model.loss(chunk)["loss"] for chunk in x.split(1000)])
     assert losses.mean() == pytest.approx((2 * weighted / 2).mean().item(), abs=4 * weighted.std().item() / 100)
+
+
+def test_continuous_times_cover_the_interval_below_the_first_step():
+    model = dgm.create("ddpm", shape=(2,), steps=100, times="continuous")
+    torch.manual_seed(9)
+    t = model.draw_times(100_000)
+    assert t.min() >= 1e-5 and t.max() <= 1
+    assert (t < 0.01).float().mean().item() == pytest.approx(0.01, abs=2e-3)  # uniform, not on the steps
+    assert len(t.unique()) > 99_000
+    with pytest.raises(ValueError, match="times='discrete'"):
+        dgm.create("ddpm", shape=(2,), loss="hybrid", variance="learned", times="continuous")
+
+
+def test_picture_hooks_give_the_forward_process_the_reverse_path_and_the_true_score():
+    model = oracle_model(steps=100)
+    x = MEAN + STD * torch.randn(5, 2, dtype=torch.float64)
+    assert torch.equal(model.noised(x, 0.0), x)
+    torch.manual_seed(10)
+    path = model.reverse_path(7, sampler="ddim", steps=10)
+    torch.manual_seed(10)
+    assert [t for t, _ in path] == pytest.approx([1.0, *torch.linspace(0.9, 0.0, 10).tolist()])
+    assert torch.equal(path[-1][1], model.sample(7, sampler="ddim", steps=10))
+    t = torch.tensor([0.3], dtype=torch.float64)
+    alpha, sigma = model.schedule.alpha(t), model.schedule.sigma(t)
+    true_score = -(x - alpha * MEAN) / (alpha ** 2 * STD ** 2 + sigma ** 2)
+    assert torch.allclose(model.score(x, 0.3), true_score)

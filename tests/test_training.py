@@ -117,12 +117,14 @@ class RecordWeights(Callback):
 
 
 def test_ema_follows_its_recursion(tmp_path, gaussian_data):
-    """average_1 = w_1, average_t = d · average_{t-1} + (1 − d) · w_t over the raw weights w_t of every step."""
+    """average_1 = w_1, average_t = d_t · average_{t-1} + (1 − d_t) · w_t over the raw weights w_t of every step,
+    with the warm-up d_t = min(d, t/(t + 9)) (after t − 1 averages)."""
     decay, recorder = 0.9, RecordWeights()
     run = _fit(gaussian_data, tmp_path / "ema", max_epochs=2, ema_decay=decay, callbacks=[recorder])
     average = recorder.trajectory[0]
-    for weights in recorder.trajectory[1:]:
-        average = decay * average + (1 - decay) * weights
+    for t, weights in enumerate(recorder.trajectory[1:], start=2):
+        warm = min(decay, t / (t + 9))
+        average = warm * average + (1 - warm) * weights
     torch.testing.assert_close(run.model.mean.detach(), average, atol=1e-6, rtol=0)
 
 
@@ -209,10 +211,12 @@ def test_a_stop_within_an_epoch_does_not_evaluate_the_test_set(tmp_path, gaussia
 
 def test_ema_averages_floating_tensors_and_keeps_counts_current():
     """Integer buffers (batch norm's num_batches_tracked, a progressive GAN's step) are counts: the EMA's copy
-    takes their current value; floating tensors follow the recursion."""
+    takes their current value; floating tensors follow the recursion, with its warm-up."""
     update = _floating_ema(0.9)
     weights, count = [torch.zeros(3)], [torch.tensor(4)]
-    update(weights, [torch.ones(3)], torch.tensor(1))
+    update(weights, [torch.ones(3)], torch.tensor(1))  # after one average the next keeps 2/11 of it
     update(count, [torch.tensor(11)], torch.tensor(1))
-    torch.testing.assert_close(weights[0], torch.full((3,), 0.1))
+    torch.testing.assert_close(weights[0], torch.full((3,), 9 / 11))
+    update(weights, [torch.ones(3)], torch.tensor(1000))  # later the decay itself
+    torch.testing.assert_close(weights[0], torch.full((3,), 9 / 11 + 0.1 * 2 / 11))
     assert count[0].item() == 11

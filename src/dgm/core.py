@@ -33,10 +33,10 @@ Likelihood = Literal["exact", "lower_bound"] | None
 Losses = dict[str, Tensor]
 Update = tuple[str, Losses]
 OPTIONAL_HOOKS = ("sample_with_log_prob", "latent_codes", "decode", "latent_diagnostics", "layer_trajectory",
-                  "critic_output", "mix_styles")
+                  "critic_output", "mix_styles", "noised", "reverse_path", "score")
 LR_SCHEDULES = ("constant", "cosine")
 # the methods whose first argument is data
-DATA_METHODS = ("loss", "log_prob", "latent_codes", "critic_loss", "generator_loss", "critic_output")
+DATA_METHODS = ("loss", "log_prob", "latent_codes", "critic_loss", "generator_loss", "critic_output", "noised")
 SAMPLING_METHODS = ("sample", "sample_with_log_prob")  # their first argument is a number of samples
 SAMPLING_MEMORY_FACTOR = 64  # sampling holds the networks' values beside the samples: this many times their size
 
@@ -387,6 +387,22 @@ class GenerativeModel(PlacedModule):
         from ``z_columns`` (the style-mixing grid of a style-based generator). A model that offers it draws its
         latents with ``draw_latents(n)`` and has ``n_styles`` styles (``crossover`` lies in ``0..n_styles``)."""
         raise NotImplementedError(f"{type(self).__name__} has no styles to mix")
+
+    @_checks_data
+    def noised(self, x: Tensor, t: float) -> Tensor:
+        """Data ``x`` diffused to time ``t`` by a diffusion model's forward process, ``x_t = α(t) x_0 + σ(t) ε``, on
+        the network's scale (forward-noising pictures)."""
+        raise NotImplementedError(f"{type(self).__name__} has no forward noising process")
+
+    def reverse_path(self, n: int, **options) -> list[tuple[float, Tensor]]:
+        """The states ``(t, x_t)`` of a diffusion model's sampler from noise at ``t = 1`` to data at ``t = 0``, on the
+        network's scale (reverse-trajectory pictures)."""
+        raise NotImplementedError(f"{type(self).__name__} has no reverse process")
+
+    def score(self, x: Tensor, t: float, **condition) -> Tensor:
+        """The model's estimate of ``∇ log p_t(x)`` at points ``x`` (on the network's scale) at noise time ``t``
+        (score-field pictures)."""
+        raise NotImplementedError(f"{type(self).__name__} has no score")
 
     def offers(self, hook: str) -> bool:
         """Whether this model implements the optional hook ``hook`` (one of ``OPTIONAL_HOOKS``)."""

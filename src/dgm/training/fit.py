@@ -17,7 +17,6 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 import torch
 from torch import Tensor
-from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from dgm.checkpoint import CheckpointError, SafetensorsCheckpointIO, load_state, weights_mismatch
 from dgm.core import GenerativeModel
@@ -81,15 +80,17 @@ def _weight_average(decay: float) -> WeightAveraging:
 
 
 def _floating_ema(decay: float):
-    """The EMA of floating-point tensors; integer buffers (a batch norm's ``num_batches_tracked``, a progressive
-    GAN's step counter) are counts, not weights: the average takes their current value."""
-    ema = get_ema_multi_avg_fn(decay)
-
+    """The EMA of floating-point tensors with a warm-up: after ``n`` averages the next one keeps
+    ``d_n = min(decay, (1 + n)/(10 + n))`` of the average (the ``num_updates`` of TensorFlow's
+    ``ExponentialMovingAverage``), so that a short run's average forgets the untrained first weights (with a fixed
+    0.9995, 2000 steps still keep 37% of them). Integer buffers (a batch norm's ``num_batches_tracked``, a
+    progressive GAN's step counter) are counts, not weights: the average takes their current value."""
     def update(averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor) -> None:
-        if averaged[0].is_floating_point():
-            ema(averaged, current, num_averaged)
-        else:
+        if not averaged[0].is_floating_point():
             torch._foreach_copy_(averaged, current)
+            return
+        n = float(num_averaged)
+        torch._foreach_lerp_(averaged, current, 1 - min(decay, (1 + n) / (10 + n)))
     return update
 
 
@@ -116,7 +117,8 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
 
     Stops after ``max_epochs``, ``max_steps`` optimizer steps or ``max_time`` seconds of training in all,
     whichever comes first (10 epochs when none is given). ``ema_decay`` keeps an exponential moving average of the
-    weights, used for evaluation and export. ``resume=True`` continues the run in ``out`` from its last checkpoint,
+    weights, used for evaluation and export, its decay warmed up as ``min(ema_decay, (1 + n)/(10 + n))`` after ``n``
+    averages. ``resume=True`` continues the run in ``out`` from its last checkpoint,
     exactly as if it had not stopped, to the stop condition given now (one it has already reached is refused); it
     prints where it starts and ends. ``objective="reverse_kl"`` fits a flow to the energy of the data set
     (``energy-u1`` …) by reverse KL instead of the model's own objective, annealed over ``anneal_steps`` batches

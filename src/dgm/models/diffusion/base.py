@@ -5,7 +5,8 @@ denoising score matching, sampled by any sampler of :mod:`dgm.models.diffusion.s
 data ``x_0``, or the velocity ``v = α ε − σ x_0`` (Salimans & Ho, 2022, "Progressive distillation", §4; for the
 variance-preserving process only). Each gives the other two through ``x_t = α x̂_0 + σ ε̂``.
 
-**Training** (``loss="simple"``): a step ``t_i`` drawn uniformly from the schedule's ``T`` steps and
+**Training** (``loss="simple"``): a step ``t_i`` drawn uniformly from the schedule's ``T`` steps (or, with
+``times="continuous"``, a time uniform on ``[ε, 1]``) and
 ``E‖target − network(x_{t_i}, t_i)‖²`` over the entries, DDPM's ``L_simple`` (eq. 14) for ``ε``. For the ``ε``
 prediction it is the ``σ²``-weighted denoising score matching of NCSN (Song & Ermon, 2019, eq. 6): with the score
 ``s = −ε̂/σ``, ``σ² ‖s + ε/σ‖² = ‖ε̂ − ε‖²``. ``loss="hybrid"`` adds improved DDPM's ``λ L_vlb`` with ``λ = 0.001``
@@ -50,13 +51,14 @@ from dgm.distributions.codec import half_bin_width, to_interval, to_levels
 from dgm.distributions.functional import normal_kl, normal_log_density
 from dgm.distributions.likelihoods import discretized_normal_log_prob, sum_per_example
 from dgm.flows.continuous import draw_noise, exact_trace, hutchinson_trace
-from dgm.models.diffusion.samplers import (VARIANCES, Denoiser, Prediction, make_sampler, posterior_mean,
+from dgm.models.diffusion.samplers import (VARIANCES, Denoiser, Prediction, Sampler, make_sampler, posterior_mean,
                                            probability_flow_velocity, reverse_log_variance, solver_options)
 from dgm.models.diffusion.schedules import NoiseSchedule, VariancePreserving, broadcast
 
 PREDICTIONS = ("epsilon", "x0", "v")
 LOSSES = ("simple", "hybrid")
 METHODS = ("vlb", "ode")
+TIME_SAMPLINGS = ("discrete", "continuous")
 TRACES = ("exact", "hutchinson")
 TIME_SCALE = 1000  # the network reads 1000 t, DDPM's step index, so that its sinusoidal features vary with t
 HYBRID_WEIGHT = 0.001  # improved DDPM's λ
@@ -78,7 +80,7 @@ class DiffusionModel(GenerativeModel):
     likelihood = "lower_bound"
 
     def __init__(self, shape: tuple[int, ...], levels: int | None, schedule: NoiseSchedule, prediction: str,
-                 loss: str, variance: str, n_classes: int | None, label_dropout: float, sampler: str,
+                 loss: str, variance: str, times: str, n_classes: int | None, label_dropout: float, sampler: str,
                  sampler_options: dict | None):
         super().__init__()
         self.shape, self.levels = tuple(shape), check_levels(levels, "a diffusion model", allow_continuous=True)
@@ -86,6 +88,9 @@ class DiffusionModel(GenerativeModel):
         choose(prediction, PREDICTIONS, "prediction")
         choose(loss, LOSSES, "loss")
         choose(variance, VARIANCES, "variance")
+        choose(times, TIME_SAMPLINGS, "times")
+        if times == "continuous" and loss == "hybrid":
+            raise ValueError("the hybrid loss's bound is a sum over the discrete steps: use times='discrete'")
         if prediction == "v" and not isinstance(schedule, VariancePreserving):
             raise ValueError("v-prediction needs a variance-preserving schedule (α² + σ² = 1)")
         if (loss == "hybrid") != (variance == "learned"):
@@ -93,7 +98,7 @@ class DiffusionModel(GenerativeModel):
                              "(and the simple loss with fixed variances)")
         if not 0 <= label_dropout < 1:
             raise ValueError(f"label_dropout must lie in [0, 1), got {label_dropout}")
-        self.prediction, self.objective, self.variance = prediction, loss, variance
+        self.prediction, self.objective, self.variance, self.time_sampling = prediction, loss, variance, times
         self.n_classes = None if n_classes is None else check_integer(n_classes, "n_classes", 2)
         self.label_dropout = label_dropout if n_classes is not None else 0.0
         make_sampler(sampler, **(sampler_options or {}))  # refuses an unknown sampler or option now
@@ -157,7 +162,11 @@ class DiffusionModel(GenerativeModel):
 
     # -- training -----------------------------------------------------------------------------------------------
     def draw_times(self, n: int) -> Tensor:
-        """One discrete time ``t_i = i/T`` per example, ``i`` uniform on ``1 … T``."""
+        """One time per example: a discrete ``t_i = i/T``, ``i`` uniform on ``1 … T`` (DDPM), or uniform on
+        ``[ε, 1]`` (``times="continuous"``, Song et al. 2021), which also trains the network below the first step,
+        where the probability-flow likelihood starts."""
+        if self.time_sampling == "continuous":
+            return LIKELIHOOD_START + (1 - LIKELIHOOD_START) * torch.rand(n, dtype=self.dtype, device=self.device)
         steps = torch.randint(1, self.schedule.steps + 1, (n,), device=self.device)
         return steps.to(self.dtype) / self.schedule.steps
 
@@ -287,6 +296,39 @@ class DiffusionModel(GenerativeModel):
         log_bin_width = x[0].numel() * math.log(2 * half_bin_width(self.levels))
         return self.flow_log_density(self.dequantized(x), labels, trace, solver, atol, rtol) + log_bin_width
 
+    def chosen_sampler(self, sampler: str | None, options: dict) -> Sampler:
+        """The sampler ``sampler`` with ``options``; the model's own (and its options) where ``sampler`` is None."""
+        defaults = self.sampler_options if sampler is None else {}
+        return make_sampler(sampler or self.sampler_name, **{**defaults, **options})
+
+    def prior_draw(self, n: int) -> Tensor:
+        """``x_1 ~ N(0, σ(1)² I)``, ``n`` of them."""
+        one = torch.ones(1, dtype=self.dtype, device=self.device)
+        return self.schedule.sigma(one) * torch.randn(n, *self.shape, dtype=self.dtype, device=self.device)
+
+    def noised(self, x: Tensor, t: float) -> Tensor:
+        """``x_t = α(t) x_0 + σ(t) ε`` of data ``x`` at time ``t``, on the network's scale."""
+        times = torch.full((len(x),), float(t), dtype=self.dtype, device=self.device)
+        x0 = self.to_network(x)
+        return self.schedule.diffuse(x0, times, torch.randn_like(x0))
+
+    @torch.no_grad()
+    def reverse_path(self, n: int, labels: Tensor | None = None, guidance: float = 0.0, sampler: str | None = None,
+                     **options) -> list[tuple[float, Tensor]]:
+        """The walk of ``sampler`` (as :meth:`sample` chooses it) from ``x_1`` to ``x_0`` for ``n`` draws: pairs
+        ``(t, x_t)`` on the network's scale (images on ``[-1, 1]``), starting at ``t = 1``."""
+        labels = self.labels_of(labels, n)
+        start = self.prior_draw(n)
+        walk = self.chosen_sampler(sampler, options).path(self.denoiser(labels, guidance), self.schedule, start)
+        return [(1.0, start)] + [(float(t), x) for t, x in walk]
+
+    @torch.no_grad()
+    def score(self, x: Tensor, t: float, labels: Tensor | None = None) -> Tensor:
+        """The model's score ``∇ log p_t(x) ≈ −ε̂(x, t)/σ(t)`` at points ``x`` on the network's scale at time ``t``."""
+        times = torch.full((len(x),), t, dtype=self.dtype, device=self.device)
+        prediction = self.interpret(self.network_output(x, times, self.labels_of(labels, len(x))), x, times)
+        return -prediction.epsilon / broadcast(self.schedule.sigma(times), x)
+
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None, guidance: float = 0.0, sampler: str | None = None,
                **options) -> Tensor:
@@ -296,8 +338,5 @@ class DiffusionModel(GenerativeModel):
         labels = self.labels_of(labels, n)
         if guidance and labels is None:
             raise ValueError("guidance needs a class-conditional model and labels=")
-        chosen = make_sampler(sampler or self.sampler_name, **{**(self.sampler_options if sampler is None else {}),
-                                                                **options})
-        one = torch.ones(1, dtype=self.dtype, device=self.device)
-        start = self.schedule.sigma(one) * torch.randn(n, *self.shape, dtype=self.dtype, device=self.device)
-        return self.to_data(chosen(self.denoiser(labels, guidance), self.schedule, start))
+        chosen = self.chosen_sampler(sampler, options)
+        return self.to_data(chosen(self.denoiser(labels, guidance), self.schedule, self.prior_draw(n)))

@@ -26,12 +26,13 @@ sampler is a frozen dataclass of its options whose call ``sampler(denoiser, sche
 - :class:`AnnealedLangevin` — NCSN's sampler (Song & Ermon, 2019, Algorithm 1) on the schedule's discrete levels.
 
 Every sampler takes ``steps`` (how many network evaluations of the walk, on ``schedule.times(steps)``; the
-probability-flow ODE with an adaptive solver chooses its own).
+probability-flow ODE with an adaptive solver chooses its own). ``sampler.path(denoiser, schedule, x_1)`` yields the
+pairs ``(t, x_t)`` of the walk after each step, ending at ``(0, x_0)``: the reverse trajectories of pictures.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -45,6 +46,7 @@ from dgm.models.diffusion.score_matching import annealed_langevin_dynamics
 
 VARIANCES = ("posterior", "forward", "learned")
 FINAL_TIME = 1e-3  # where the probability-flow ODE and the SDE samplers stop before denoising (Song et al. §C)
+PATH_POINTS = 20  # the times at which the probability-flow sampler reports its path
 
 
 class Prediction(NamedTuple):
@@ -73,7 +75,7 @@ def coefficients(schedule: NoiseSchedule, *times: Tensor) -> list[Tensor]:
 
 @dataclass(frozen=True)
 class Sampler:
-    """A sampler's options; :meth:`__call__` walks ``x_1`` to ``x_0``."""
+    """A sampler's options; :meth:`path` walks ``x_1`` to ``x_0``, :meth:`__call__` returns where it ends."""
 
     steps: int = 50
 
@@ -81,6 +83,12 @@ class Sampler:
         check_integer(self.steps, "steps", 1)
 
     def __call__(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Tensor:
+        for _, x in self.path(denoiser, schedule, x):
+            pass
+        return x
+
+    def path(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+        """``(t, x_t)`` after each step from ``x_1 = x``, the last at ``t = 0``."""
         raise NotImplementedError
 
 
@@ -97,15 +105,14 @@ class Ancestral(Sampler):
         if self.variance not in VARIANCES:
             raise ValueError(f"variance must be one of {', '.join(VARIANCES)}, got {self.variance!r}")
 
-    def __call__(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Tensor:
+    def path(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
         for t, s in walk(schedule, self.steps):
             prediction = denoiser(x, t.to(x.dtype))
-            mean = posterior_mean(schedule, t, s, x, prediction.x0)
-            if s == 0:
-                return mean
-            log_variance = reverse_log_variance(schedule, t, s, self.variance, prediction.interpolation)
-            x = mean + (0.5 * log_variance).exp().to(x.dtype) * torch.randn_like(x)
-        return x
+            x = posterior_mean(schedule, t, s, x, prediction.x0)
+            if s > 0:
+                log_variance = reverse_log_variance(schedule, t, s, self.variance, prediction.interpolation)
+                x = x + (0.5 * log_variance).exp().to(x.dtype) * torch.randn_like(x)
+            yield s, x
 
 
 def posterior_mean(schedule: NoiseSchedule, t: Tensor, s: Tensor, x_t: Tensor, x0: Tensor) -> Tensor:
@@ -159,7 +166,7 @@ class DDIM(Sampler):
         if not 0 <= self.eta <= 1:
             raise ValueError(f"eta must lie in [0, 1], got {self.eta}")
 
-    def __call__(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Tensor:
+    def path(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
         for t, s in walk(schedule, self.steps):
             prediction = denoiser(x, t.to(x.dtype))
             alpha_t, sigma_t, alpha_s, sigma_s = coefficients(schedule, t, s)
@@ -168,7 +175,7 @@ class DDIM(Sampler):
                 + (sigma_s ** 2 - noise_scale ** 2).clamp(min=0).sqrt().to(x.dtype) * prediction.epsilon
             if noise_scale > 0:
                 x = x + noise_scale.to(x.dtype) * torch.randn_like(x)
-        return x
+            yield s, x
 
 
 def score_from(prediction: Prediction, sigma: Tensor) -> Tensor:
@@ -192,14 +199,17 @@ class ProbabilityFlow(Sampler):
     atol: float = 1e-5
     rtol: float = 1e-5
 
-    def __call__(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Tensor:
+    def path(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+        """The solution at ``PATH_POINTS`` even times from 1 to ``FINAL_TIME`` (the solver's steps are its own),
+        then ``x̂_0``."""
         def velocity(t: Tensor, y: Tensor) -> Tensor:
             return probability_flow_velocity(denoiser, schedule, t, y)
 
-        times = torch.tensor([1.0, FINAL_TIME], dtype=x.dtype)
-        end = odeint(velocity, x, times, method=self.solver, atol=self.atol, rtol=self.rtol,
-                     options=solver_options(self.solver, times, self.steps))[-1]
-        return denoiser(end, times[-1]).x0
+        times = torch.linspace(1.0, FINAL_TIME, PATH_POINTS + 1, dtype=x.dtype)
+        solution = odeint(velocity, x, times, method=self.solver, atol=self.atol, rtol=self.rtol,
+                          options=solver_options(self.solver, times, self.steps))
+        yield from zip(times[1:], solution[1:])
+        yield torch.zeros(()), denoiser(solution[-1], times[-1]).x0
 
 
 def solver_options(solver: str, times: Tensor, steps: int) -> dict:
@@ -207,7 +217,7 @@ def solver_options(solver: str, times: Tensor, steps: int) -> dict:
     solver; for an adaptive one a step that lands on the end time and a first step of a thousandth of the span, so
     that no evaluation reads the schedule outside ``[0, 1]`` (where ``σ`` reaches 0 or explodes: the solver's own
     guess of a first step probes beyond the end when the velocity is small)."""
-    span = float((times[0] - times[-1]).abs())
+    span = float((times[0] - times[-1]).abs())  # the times run from one end to the other
     if solver in FIXED_STEP_SOLVERS:
         return {"step_size": span / steps}
     return {"step_t": times[-1:], "first_step": span / 1000}
@@ -228,7 +238,7 @@ class DPMSolver(Sampler):
 
     steps: int = 20
 
-    def __call__(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Tensor:
+    def path(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
         pairs = walk(schedule, self.steps)
         previous: tuple[Tensor, Tensor] | None = None  # (D, h) of the previous step
         for index, (t, s) in enumerate(pairs):
@@ -242,7 +252,7 @@ class DPMSolver(Sampler):
                 estimate = (1 + 0.5 / r).to(x.dtype) * data - (0.5 / r).to(x.dtype) * previous[0]
             x = (sigma_s / sigma_t).to(x.dtype) * x - (alpha_s * (exp_minus_h - 1)).to(x.dtype) * estimate
             previous = (data, h)
-        return x
+            yield s, x
 
 
 def reverse_sde_step(denoiser: Denoiser, schedule: NoiseSchedule, t: Tensor, s: Tensor, x: Tensor,
@@ -268,10 +278,11 @@ class EulerMaruyama(Sampler):
 
     steps: int = 1000
 
-    def __call__(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Tensor:
+    def path(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
         for t, s in sde_times(self.steps):
             x = reverse_sde_step(denoiser, schedule, t, s, x, noise=True)
-        return denoiser(x, torch.tensor(FINAL_TIME, dtype=x.dtype)).x0
+            yield s, x
+        yield torch.zeros(()), denoiser(x, torch.tensor(FINAL_TIME, dtype=x.dtype)).x0
 
 
 def langevin_correction(denoiser: Denoiser, schedule: NoiseSchedule, t: Tensor, x: Tensor, snr: float,
@@ -301,13 +312,14 @@ class PredictorCorrector(Sampler):
         if not self.snr > 0:
             raise ValueError(f"snr must be positive, got {self.snr}")
 
-    def __call__(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Tensor:
+    def path(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
         for t, s in sde_times(self.steps):
             x = reverse_sde_step(denoiser, schedule, t, s, x, noise=True)
             scale = (schedule.alpha(s) / schedule.alpha(t)) ** 2
             for _ in range(self.corrector_steps):
                 x = langevin_correction(denoiser, schedule, s, x, self.snr, scale)
-        return denoiser(x, torch.tensor(FINAL_TIME, dtype=x.dtype)).x0
+            yield s, x
+        yield torch.zeros(()), denoiser(x, torch.tensor(FINAL_TIME, dtype=x.dtype)).x0
 
 
 @dataclass(frozen=True)
@@ -326,7 +338,8 @@ class AnnealedLangevin(Sampler):
         if not self.epsilon > 0:
             raise ValueError(f"epsilon must be positive, got {self.epsilon}")
 
-    def __call__(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Tensor:
+    def path(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+        """The state at the end of each level, then the denoised ``x_0``."""
         times = schedule.times(self.steps)
         levels = schedule.sigma(times)
 
@@ -334,8 +347,10 @@ class AnnealedLangevin(Sampler):
             t = times[(levels - sigma[0]).abs().argmin()]  # the level's own time
             return score_from(denoiser(y, t.to(y.dtype)), sigma[0])
 
-        return annealed_langevin_dynamics(score, x, levels.to(x.dtype), self.steps_per_level, self.epsilon,
-                                          denoise=True)
+        end, states = annealed_langevin_dynamics(score, x, levels.to(x.dtype), self.steps_per_level, self.epsilon,
+                                                 denoise=True, record_every=self.steps_per_level)
+        yield from zip(times, states[1:])
+        yield torch.zeros(()), end
 
 
 SAMPLERS: dict[str, type[Sampler]] = {"ancestral": Ancestral, "ddim": DDIM, "ode": ProbabilityFlow,
