@@ -4,7 +4,8 @@ The figures are the ones the OzonMasters 2022 DGM course draws with its ``dgm_ut
 samples (``show_samples``), 2D scatters of samples over data (``visualize_2d_samples``), a density evaluated on a
 grid (``visualize_2d_densities``), train and test curves (``plot_training_curves``), the learned versus true
 histograms of seminars 1 and 2, the latent space of a flow or a VAE coloured by label (homeworks 2 and 3), and
-homework 2's pictures of a VAE: reconstruction pairs, interpolations, samples with and without decoder noise.
+homework 2's pictures of a VAE: reconstruction pairs, interpolations, samples with and without decoder noise; and a
+diffusion model's forward and reverse processes and its score field.
 
 Every figure is built with the object-oriented API (``matplotlib.figure.Figure``), never with ``pyplot``, so no
 display is needed and no figure outlives the call. Each ``_..._figure`` function returns the figure before it is
@@ -370,8 +371,7 @@ def _trajectory_figure(points: Sequence[ArrayLike], labels: ArrayLike | None = N
     check_integer(max_panels, "max_panels", 2)
     shown = np.unique(np.linspace(0, len(steps) - 1, min(max_panels, len(steps))).round().astype(int))
     if labels is None:
-        centred = steps[0] - steps[0].mean(axis=0)
-        colours, colour_map = np.arctan2(centred[:, 1], centred[:, 0]), "hsv"
+        colours, colour_map = _angles(steps[0]), "hsv"
     else:
         colours, colour_map = _labels(labels, len(steps[0])), "tab10"
     columns = min(4, len(shown))
@@ -387,6 +387,169 @@ def _trajectory_figure(points: Sequence[ArrayLike], labels: ArrayLike | None = N
     if title:
         figure.suptitle(title)
     return figure
+
+
+# -- diffusion --------------------------------------------------------------------------------------------------------
+States = Sequence[tuple[float, ArrayLike]]  # the states (t, x_t) of a diffusion process
+
+
+def diffusion_2d(forward: States, reverse: States, bounds: Bounds, path: str | Path,
+                 reference: ArrayLike | None = None, title: str | None = None) -> Path:
+    """A diffusion model on 2D points, one panel per time, every panel on ``bounds``: the top row ``forward``
+    (pairs ``(t, points (N, 2))``: test points noised to time ``t``), the bottom row ``reverse`` (the states of a
+    sampler's path at about the same times). Both rows run from ``t = 0`` on the left to ``t = 1``, so each column
+    sets the sampler's marginal under the forward process's one at one time. Within a row the points keep their
+    order and their colour, set by where they are at the row's smallest time (the data end): the angle around their
+    mean there. ``reference`` (the data) is drawn faint under every panel; a panel notes the share of its points
+    that lie outside ``bounds``."""
+    return _save(_diffusion_2d_figure(forward, reverse, bounds, reference, title), path)
+
+
+def _diffusion_2d_figure(forward: States, reverse: States, bounds: Bounds, reference: ArrayLike | None = None,
+                         title: str | None = None) -> Figure:
+    rows = {"forward →\ntest points noised": _states(forward, "forward", _points),
+            "← reverse\nthe sampler's path": _states(reverse, "reverse", _points)}
+    (x_low, x_high), (y_low, y_high) = _bounds(bounds)
+    data = None if reference is None else _points(reference, "reference")
+    columns = max(len(states) for states in rows.values())
+    panel = (2.6, 2.6 * min(max((y_high - y_low) / (x_high - x_low), 0.5), 1.5))  # inches, the data's aspect
+    figure = Figure(figsize=(panel[0] * columns + 0.4, 2 * panel[1] + 0.6 + (0.3 if title else 0)), dpi=DPI,
+                    layout="constrained")
+    grid = figure.subplots(2, columns, squeeze=False)
+    for axes_row, (name, states) in zip(grid, rows.items()):
+        colours = _angles(min(states, key=lambda state: state[0])[1])
+        for axes, (t, points) in zip(axes_row, states):
+            if data is not None:
+                axes.scatter(data[:, 0], data[:, 1], s=1, c="0.88", rasterized=True)
+            axes.scatter(points[:, 0], points[:, 1], s=1, c=colours, cmap="hsv", vmin=-math.pi, vmax=math.pi)
+            axes.set_title(f"t = {t:.3g}")
+            axes.set_xlim(x_low, x_high)
+            axes.set_ylim(y_low, y_high)
+            axes.set_aspect("equal")
+            axes.tick_params(labelsize=7)
+            outside = np.mean((points[:, 0] < x_low) | (points[:, 0] > x_high)
+                              | (points[:, 1] < y_low) | (points[:, 1] > y_high))
+            if outside >= 0.005:
+                axes.text(0.03, 0.03, f"{outside:.0%} outside", transform=axes.transAxes, fontsize=7,
+                          bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0})
+        axes_row[0].set_ylabel(name)
+        for unused in axes_row[len(states):]:
+            unused.remove()
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def score_field(score_fn: Callable[[Tensor, float], Tensor], bounds: Bounds, path: str | Path,
+                times: Sequence[float] = (0.05, 0.2, 0.6), resolution: int = 25, reference: ArrayLike | None = None,
+                title: str | None = None) -> Path:
+    """A diffusion model's score ``∇ log p_t`` as arrows on a ``resolution``-square grid over ``bounds``, one panel
+    per time in ``times``, over ``reference`` data drawn faint. ``score_fn(points, t)`` maps a CPU ``float32``
+    tensor ``(B, 2)`` and a time to the score at those points ``(B, 2)``; it runs without gradients. The score's
+    size varies by orders of magnitude (it grows as ``1/σ(t)`` near the data and with the distance from it), so
+    every arrow has the same length and shows the score's direction, and its colour tells ``|s|`` on a log scale
+    shared by the panels."""
+    if not times:
+        raise ValueError("score_field needs at least one time")
+    x, y, points = _grid(bounds, resolution)
+    fields = {}
+    with torch.no_grad():
+        for t in times:
+            field = _as_array(score_fn(points, float(t)), f"the score at t = {t}")
+            if field.shape != tuple(points.shape):
+                raise ValueError(f"score_fn must return the score at each point, shape {tuple(points.shape)}, "
+                                 f"got {field.shape}")
+            fields[float(t)] = field.reshape(resolution, resolution, 2)
+    return _save(_score_field_figure(x, y, fields, reference, title), path)
+
+
+def _score_field_figure(x: np.ndarray, y: np.ndarray, fields: dict[float, np.ndarray],
+                        reference: ArrayLike | None = None, title: str | None = None) -> Figure:
+    """``fields[t][i, j]`` is the score at ``(x[j], y[i])`` (rows follow y, as :func:`_grid` orders its points)."""
+    half_x, half_y = (x[1] - x[0]) / 2, (y[1] - y[0]) / 2
+    extent = (x[0] - half_x, x[-1] + half_x, y[0] - half_y, y[-1] + half_y)
+    data = None if reference is None else _points(reference, "reference")
+    magnitudes = {t: np.log10(np.maximum(np.linalg.norm(field, axis=-1), 1e-12)) for t, field in fields.items()}
+    low, high = min(m.min() for m in magnitudes.values()), max(m.max() for m in magnitudes.values())
+    height = 4.2 * min(max((extent[3] - extent[2]) / (extent[1] - extent[0]), 0.5), 1.5)
+    figure = Figure(figsize=(4.2 * len(fields) + 1.0, height + 0.9), dpi=DPI, layout="constrained")
+    grid = figure.subplots(1, len(fields), squeeze=False)[0]
+    for axes, (t, field) in zip(grid, fields.items()):
+        if data is not None:
+            axes.scatter(data[:, 0], data[:, 1], s=1, c="0.82", rasterized=True)
+        u, v = _directions(field, 0.8 * min(2 * half_x, 2 * half_y))
+        arrows = axes.quiver(x, y, u, v, magnitudes[t], angles="xy", scale_units="xy", scale=1, pivot="middle",
+                             cmap="viridis", clim=(low, high), width=0.004, headwidth=3.5, headlength=4,
+                             headaxislength=3.5)
+        axes.set_xlim(extent[0], extent[1])
+        axes.set_ylim(extent[2], extent[3])
+        axes.set_aspect("equal")
+        axes.set_title(f"t = {t:.3g}")
+    figure.colorbar(arrows, ax=list(grid), shrink=0.85, label="log10 |score|")
+    figure.suptitle((f"{title}\n" if title else "") + "the score ∇log p_t: arrows show its direction "
+                    "(all one length), colours its size", fontsize=10)
+    return figure
+
+
+def _directions(field: np.ndarray, length: float) -> tuple[np.ndarray, np.ndarray]:
+    """The components ``(u, v)`` of arrows ``length`` long along the vectors ``field (..., 2)`` (none for a zero
+    vector)."""
+    magnitude = np.linalg.norm(field, axis=-1)
+    scale = np.divide(length, magnitude, out=np.zeros_like(magnitude), where=magnitude > 0)
+    return field[..., 0] * scale, field[..., 1] * scale
+
+
+def diffusion_images(forward: States, reverse: States, levels: int, path: str | Path,
+                     title: str | None = None) -> Path:
+    """A diffusion model on images: in the top panel one test image a row, noised to the time of each column
+    (``forward``: pairs ``(t, images (k, C, H, W))`` holding integers ``0..levels-1``), in the bottom panel one
+    sampler path a row (``reverse``, the same way), each column labelled with its time; columns keep the given
+    order (the forward process from ``t = 0``, the reverse one from ``t = 1``)."""
+    return _save(_diffusion_images_figure(forward, reverse, levels, title), path)
+
+
+def _diffusion_images_figure(forward: States, reverse: States, levels: int, title: str | None = None) -> Figure:
+    def pixels(images: ArrayLike, name: str) -> np.ndarray:
+        return _image_pixels(images, levels)
+
+    panels = {"forward: test images noised to time t": _states(forward, "forward", pixels, sort=False),
+              "reverse: the sampler's paths from noise to samples": _states(reverse, "reverse", pixels, sort=False)}
+    grids = {}
+    for name, states in panels.items():
+        cells = np.stack([images for _, images in states], axis=1)  # (rows, columns, H, W, 3)
+        grids[name] = ([t for t, _ in states], cells.shape[3],
+                       image_grid(cells.reshape(-1, *cells.shape[2:]).transpose(0, 3, 1, 2), 256, nrow=len(states)))
+    width = max(grid.shape[1] for _, _, grid in grids.values())
+    heights = [grid.shape[0] for _, _, grid in grids.values()]
+    figure = Figure(figsize=(7, 7 * sum(heights) / width + 1.0 + (0.3 if title else 0)), dpi=DPI,
+                    layout="constrained")
+    for axes, (name, (times, cell_width, grid)) in zip(figure.subplots(2, 1, height_ratios=heights), grids.items()):
+        axes.imshow(grid, interpolation="nearest")
+        axes.set_xticks([1 + column * (cell_width + 1) + (cell_width - 1) / 2 for column in range(len(times))],
+                        [f"t = {t:.2g}" for t in times], fontsize=8)
+        axes.set_yticks([])
+        axes.tick_params(length=0)
+        for spine in axes.spines.values():
+            spine.set_visible(False)
+        axes.set_title(name, fontsize=10)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def _states(states: States, name: str, convert: Callable[[ArrayLike, str], np.ndarray],
+            sort: bool = True) -> list[tuple[float, np.ndarray]]:
+    """``states`` as ``(t, convert(x_t))`` pairs of one shape (in increasing ``t`` if ``sort``)."""
+    pairs = [(float(t), convert(x, f"{name} at t = {t}")) for t, x in states]
+    if not pairs or len({x.shape for _, x in pairs}) != 1:
+        raise ValueError(f"{name} must hold at least one state (t, x_t), all of one shape")
+    return sorted(pairs, key=lambda pair: pair[0]) if sort else pairs
+
+
+def _angles(points: np.ndarray) -> np.ndarray:
+    """The angle of each point around the points' mean, in ``[-π, π]``: a colour that follows a point around."""
+    centred = points - points.mean(axis=0)
+    return np.arctan2(centred[:, 1], centred[:, 0])
 
 
 # -- discrete distributions -------------------------------------------------------------------------------------------

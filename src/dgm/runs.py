@@ -6,6 +6,8 @@ What a model offers beyond ``sample`` and ``log_prob`` is asked through the prot
 """
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 
 import torch
@@ -14,6 +16,7 @@ from dgm import plots
 from dgm.core import sample_labels
 from dgm.data.base import Data
 from dgm.data.energies import EnergyTarget
+from dgm.distributions.codec import to_levels
 from dgm.metrics.likelihood import log_likelihoods, nll_summary
 from dgm.metrics.quality import model_quality
 from dgm.objectives import reverse_kl_terms
@@ -27,6 +30,12 @@ ENCODER_BATCH = 500  # examples per call of latent_codes
 TRUNCATION_OPTIONS = ("psi", "truncation")  # sample options of a truncation trick, the preferred first
 TRUNCATION_SWEEPS = {"psi": (1.0, 0.7, 0.5, 0.3, 0.0), "truncation": (2.0, 1.0, 0.5, 0.25, 0.05)}
 REVERSE_KL_SAMPLES = 20000  # samples of q behind the reported KL(q ‖ p) on an energy's data
+DIFFUSION_TIMES = {"vector": (0.0, 0.1, 0.25, 0.5, 0.75, 1.0),  # the columns of diffusion.png
+                   "image": (0.0, 0.1, 0.2, 0.3, 0.4, 0.55, 0.75, 1.0)}
+DIFFUSION_EXAMPLES = {"vector": 2000, "image": 4}  # test points (and reverse paths); test images, reverse paths
+SCORE_TIMES = (0.05, 0.2, 0.6)  # the panels of score_field.png
+DENSITY_SECONDS = 20.0  # about how long the model's density picture may take to evaluate
+PROBE_RESOLUTION, MIN_DENSITY_RESOLUTION = 16, 40  # the grid that times the density; the coarsest grid drawn
 
 
 def data_entropy(data: Data) -> float | None:
@@ -119,11 +128,23 @@ def is_sequence(data: Data) -> bool:
     return len(data.shape) == 2 and data.shape[0] == 1
 
 
+def density_resolution(log_prob, bounds, seconds: float = DENSITY_SECONDS) -> int:
+    """The side of the density picture's grid whose points ``log_prob`` evaluates in about ``seconds``, between
+    ``MIN_DENSITY_RESOLUTION`` and 200, from the time it takes on a 16x16 grid (a flow: 200; a diffusion model's
+    1000-step bound, 6 ms a point: about 60)."""
+    probe = plots.evaluate_density  # the picture's own evaluation, timed on a small grid
+    started = time.perf_counter()
+    probe(log_prob, bounds, PROBE_RESOLUTION)
+    per_point = (time.perf_counter() - started) / PROBE_RESOLUTION ** 2
+    return int(min(200, max(MIN_DENSITY_RESOLUTION, math.sqrt(seconds / per_point))))
+
+
 @torch.no_grad()
 def write_pictures(model, data: Data, directory: str | Path, sample_options: dict | None = None) -> list[Path]:
     """``samples.png`` (drawn with ``sample_options``); where the model offers them its density beside the data's,
-    latent space (:func:`_latent_pictures`), layer trajectory and probability table; and ``curves.png``, the
-    training curves."""
+    latent space (:func:`_latent_pictures`), layer trajectory, a diffusion model's forward and reverse processes
+    (:func:`_diffusion_picture`) and score field, and probability table; and ``curves.png``, the training
+    curves."""
     folder = RunFolder(directory)
     name = f"{model.model_name} on {data.name}"
     n = N_PICTURE_SAMPLES["image" if data.is_image else "sequence" if is_sequence(data) else "vector"]
@@ -131,10 +152,11 @@ def write_pictures(model, data: Data, directory: str | Path, sample_options: dic
     samples = model.sample(n, **sample_labels(model, n), **options)
     written = [save_samples_picture(samples, data, folder.picture(SAMPLES_PICTURE), title=f"samples of {name}")]
     points_2d = data.levels is None and data.shape == (2,)
-    if points_2d and model.likelihood is not None:
+    if points_2d and model.likelihood is not None and model.n_classes is None:
         known = getattr(data.distribution, "log_prob", None)  # the data's own density, drawn beside the model's
         what = "density" if model.likelihood == "exact" else "exp(lower bound of the log-density)"
         density_plot, _ = plots.density_2d(model.log_prob, _bounds(data), folder.picture("density.png"),
+                                           resolution=density_resolution(model.log_prob, _bounds(data)),
                                            title=f"{what} of {name}", reference=known)
         written.append(density_plot)
     if points_2d and model.offers("critic_output") and model.n_classes is None:
@@ -149,6 +171,10 @@ def write_pictures(model, data: Data, directory: str | Path, sample_options: dic
         written += _latent_pictures(model, data, folder, name, options)
     if points_2d and model.offers("layer_trajectory"):
         written.append(_trajectory_picture(model, data, folder.picture("trajectory.png"), title=name))
+    if (points_2d or data.is_image) and model.offers("noised") and model.offers("reverse_path"):
+        written.append(_diffusion_picture(model, data, folder.picture("diffusion.png"), name, options))
+    if points_2d and model.offers("score") and model.n_classes is None:
+        written.append(_score_field_picture(model, data, folder.picture("score_field.png"), title=name))
     if data.levels is not None and data.shape in ((1,), (2,)) and model.likelihood == "exact":
         written.append(_probability_picture(model, data, folder.picture("probabilities.png"), title=name))
     logs = folder.csv_logs()
@@ -272,6 +298,38 @@ def _trajectory_picture(model, data: Data, path: Path, title: str, n: int = 2000
     labels = None if data.test_labels is None else data.test_labels[:n]
     return plots.flow_trajectory(model.layer_trajectory(data.test[:n].to(model.device)), path, labels=labels,
                                  title=f"{title}: x to z")
+
+
+def _diffusion_picture(model, data: Data, path: Path, title: str, options: dict) -> Path:
+    """A diffusion model's forward process (test data noised to each time of :data:`DIFFUSION_TIMES`, each example
+    with the same noise at every time) beside its reverse process (the states of ``reverse_path`` with the sample
+    ``options``, the nearest to each time), on the network's scale: images clamped to ``[-1, 1]`` and shown at the
+    data's levels."""
+    kind = "image" if data.is_image else "vector"
+    times, n = DIFFUSION_TIMES[kind], DIFFUSION_EXAMPLES[kind]
+    test = data.test[:n]
+    forward = []
+    with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
+        for t in times:
+            torch.manual_seed(0)
+            forward.append((t, model.noised(test, t).cpu()))
+    walk = model.reverse_path(n, **sample_labels(model, n), **options)
+    reverse = [min(walk, key=lambda state: abs(state[0] - t)) for t in times]
+    reverse = [(t, x.cpu()) for t, x in reverse]
+    if not data.is_image:
+        return plots.diffusion_2d(forward, reverse, _bounds(data), path, reference=test, title=title)
+    levels = [[(t, to_levels(x.clamp(-1, 1), data.levels)) for t, x in states] for states in (forward, reverse)]
+    return plots.diffusion_images(levels[0], levels[1][::-1], data.levels, path, title=title)
+
+
+def _score_field_picture(model, data: Data, path: Path, title: str) -> Path:
+    """A diffusion model's score field over the data's box at the times :data:`SCORE_TIMES` (2D points: the
+    network's scale is the data's)."""
+    def score(points: torch.Tensor, t: float) -> torch.Tensor:
+        return model.score(points.to(model.device, model.dtype), t).cpu()
+
+    return plots.score_field(score, _bounds(data), path, times=SCORE_TIMES,
+                             reference=data.test[:N_PICTURE_SAMPLES["vector"]], title=title)
 
 
 def _probability_picture(model, data: Data, path: Path, title: str) -> Path:
