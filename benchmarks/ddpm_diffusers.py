@@ -69,7 +69,7 @@ from dgm.metrics.features import InceptionFeatures
 from dgm.recipes import load_recipe
 from dgm.training.progress import batches_per_epoch
 from doc_tables import write_between_markers  # benchmarks/doc_tables.py, beside this script
-from gan_dcgan import (SPEED_STEPS, SPEED_WARMUP, MinuteReport, bare_loop_step, fit_option, fit_step,  # beside this
+from gan_dcgan import (SPEED_STEPS, SPEED_WARMUP, bare_loop, bare_loop_step, fit_option, fit_step,  # beside this
                        parameters, per_step, train_dgm, training_batches)
 from image_fid import check_samples, fid, floor_fid, test_statistics, timed_samples  # beside this script
 
@@ -166,17 +166,9 @@ def train_diffusers(data, config: dict, seconds: float, seed: int) -> dict:
     torch.manual_seed(seed)
     model = diffusers_model(data, config)
     batch_size = fit_option(config, "batch_size")
-    report = MinuteReport("diffusers", batches_per_epoch(len(data.train), batch_size))
-    steps, started = 0, time.perf_counter()
-    for images in training_batches(data, batch_size, seed):
-        if time.perf_counter() - started >= seconds:
-            break
-        model.step(images)
-        steps += 1
-        report(steps)
+    steps, spent = bare_loop(model.step, data, batch_size, seconds, seed, "diffusers")
     return {"model": "diffusers UNet2DModel + DDPMScheduler", "parameters": parameters(model.unet),
-            "seconds": time.perf_counter() - started, "steps": steps, "batch_size": batch_size,
-            "samplers": [(DDIM, model.averaged())]}
+            "seconds": spent, "steps": steps, "batch_size": batch_size, "samplers": [(DDIM, model.averaged())]}
 
 
 def benchmark(config: dict, extractor: InceptionFeatures, args) -> str:

@@ -180,20 +180,25 @@ class BatchCounter(Callback):
         self.report(self.batches)
 
 
+def bare_loop(step, data, batch_size: int, seconds: float, seed: int, name: str) -> tuple[int, float]:
+    """``step(images)`` on shuffled batches until ``seconds`` have passed: the steps taken and the seconds."""
+    report = MinuteReport(name, batches_per_epoch(len(data.train), batch_size))
+    steps, started = 0, time.perf_counter()
+    for images in training_batches(data, batch_size, seed):
+        if time.perf_counter() - started >= seconds:
+            break
+        step(images)
+        steps += 1
+        report(steps)
+    return steps, time.perf_counter() - started
+
+
 def train_hand_written(data, seconds: float, seed: int) -> dict:
     torch.manual_seed(seed)
     gan = HandWrittenDCGAN(data.levels)
-    report = MinuteReport("hand-written DCGAN", batches_per_epoch(len(data.train), BATCH))
-    steps, started = 0, time.perf_counter()
-    for images in training_batches(data, BATCH, seed):
-        if time.perf_counter() - started >= seconds:
-            break
-        gan.step(images)
-        steps += 1
-        report(steps)
+    steps, spent = bare_loop(gan.step, data, BATCH, seconds, seed, "hand-written DCGAN")
     return {"model": "hand-written DCGAN (SN critic, hinge)", "generator": gan.netG.eval(),
-            "parameters": gan.parameters(), "seconds": time.perf_counter() - started, "steps": steps,
-            "batch_size": BATCH}
+            "parameters": gan.parameters(), "seconds": spent, "steps": steps, "batch_size": BATCH}
 
 
 def fit_option(config: dict, name: str):
