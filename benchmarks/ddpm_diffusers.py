@@ -20,10 +20,10 @@ recipe ``ddpm-mnist`` (64, 5e-4, 0.9995):
 - dgm: the recipe ``ddpm-mnist`` (:func:`dgm.recipes.load_recipe`): ``dgm.create("ddpm", data=data, **model_options)``
   trained by ``dgm.training.fit(..., max_time=budget, **train)``, the library's public path, its other training
   options kept (fused Adam, constant learning rate, the EMA of the weights with the trainer's warm-up
-  ``min(0.9995, (1 + n)/(10 + n))``), its stop replaced by the budget. Its seconds are the trainer's: Lightning, the EMA, checkpoints and the
-  per-epoch test evaluation included. Sampled by ``model.sample(n, sampler="ddim", steps=50)`` (η = 0, "trailing"
-  spacing from t = 1) and, as an extra row of the same model, by the recipe's own sampler, DPM-Solver++(2M) with 20
-  steps.
+  ``min(0.9995, (1 + n)/(10 + n))``), its stop replaced by the budget. Its seconds are the trainer's: Lightning, the
+  EMA, checkpoints and the per-epoch test evaluation included. Sampled by ``model.sample(n, sampler="ddim",
+  steps=50)`` (η = 0, "trailing" spacing from t = 1) and, as an extra row of the same model, by the recipe's own
+  sampler, DPM-Solver++(2M) with 20 steps.
 
 FID by the protocol of benchmarks/image_fid.py, as ``dgm evaluate --metrics fid`` computes it: ``--samples`` N
 samples of each model in the data's convention against the first N test images on the TF-FID InceptionV3 features

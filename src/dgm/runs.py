@@ -132,9 +132,8 @@ def density_resolution(log_prob, bounds, seconds: float = DENSITY_SECONDS) -> in
     """The side of the density picture's grid whose points ``log_prob`` evaluates in about ``seconds``, between
     ``MIN_DENSITY_RESOLUTION`` and 200, from the time it takes on a 16x16 grid (a flow: 200; a diffusion model's
     1000-step bound, 6 ms a point: about 60)."""
-    probe = plots.evaluate_density  # the picture's own evaluation, timed on a small grid
     started = time.perf_counter()
-    probe(log_prob, bounds, PROBE_RESOLUTION)
+    plots.evaluate_density(log_prob, bounds, PROBE_RESOLUTION)  # the picture's own evaluation, on a small grid
     per_point = (time.perf_counter() - started) / PROBE_RESOLUTION ** 2
     return int(min(200, max(MIN_DENSITY_RESOLUTION, math.sqrt(seconds / per_point))))
 

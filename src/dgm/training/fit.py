@@ -89,8 +89,8 @@ def _floating_ema(decay: float):
         if not averaged[0].is_floating_point():
             torch._foreach_copy_(averaged, current)
             return
-        n = float(num_averaged)
-        torch._foreach_lerp_(averaged, current, 1 - min(decay, (1 + n) / (10 + n)))
+        n = num_averaged.to(averaged[0].dtype)  # a tensor where the weights are: no device sync each step
+        torch._foreach_lerp_(averaged, current, 1 - ((1 + n) / (10 + n)).clamp(max=decay))
     return update
 
 

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from dgm.core import AdversarialModel, Losses, Update, check_integer, check_levels
+from dgm.distributions.codec import to_interval, to_levels
 from dgm.models.adversarial.losses import (FDivergence, Wasserstein, adversarial_loss, gradient_penalty,
                                            r1_penalty)
 from dgm.nn.spectral_norm import normalise_every_layer
@@ -103,13 +104,11 @@ class GANModel(AdversarialModel):
     # -- between data and networks ------------------------------------------------------------------------------
     def to_network(self, x: Tensor) -> Tensor:
         """Data as the critic reads them: discrete values onto ``[−1, 1]``, continuous ones as they are."""
-        return x if self.levels is None else x * (2 / (self.levels - 1)) - 1
+        return x if self.levels is None else to_interval(x, self.levels)
 
     def to_data(self, y: Tensor) -> Tensor:
         """The generator's output as data: back from ``[−1, 1]`` and rounded to levels for discrete data."""
-        if self.levels is None:
-            return y
-        return ((y + 1) * ((self.levels - 1) / 2)).round().clamp(0, self.levels - 1)
+        return y if self.levels is None else to_levels(y, self.levels)
 
     # -- generating ---------------------------------------------------------------------------------------------
     def draw_latents(self, n: int, truncation: float | None = None) -> Tensor:

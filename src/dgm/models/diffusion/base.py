@@ -52,7 +52,8 @@ from dgm.distributions.functional import normal_kl, normal_log_density
 from dgm.distributions.likelihoods import discretized_normal_log_prob, sum_per_example
 from dgm.flows.continuous import draw_noise, exact_trace, hutchinson_trace
 from dgm.models.diffusion.samplers import (VARIANCES, Denoiser, Prediction, Sampler, make_sampler, posterior_mean,
-                                           probability_flow_velocity, reverse_log_variance, solver_options)
+                                           probability_flow_velocity, reverse_log_variance, score_from,
+                                           solver_options)
 from dgm.models.diffusion.schedules import NoiseSchedule, VariancePreserving, broadcast
 
 PREDICTIONS = ("epsilon", "x0", "v")
@@ -230,15 +231,15 @@ class DiffusionModel(GenerativeModel):
             raise ValueError("the variational bound is computed for variance-preserving schedules (DDPM); use "
                              "method='ode' for this model's likelihood")
         x0, steps = self.to_network(x), self.schedule.steps
-        chosen, weight = torch.arange(2, steps + 1), 1.0
+        chosen, weights = torch.arange(2, steps + 1), torch.ones(steps - 1)
         if timesteps is not None:
             check_integer(timesteps, "timesteps", 1)
             strata = torch.linspace(2, steps + 1, min(timesteps, steps - 1) + 1).long()
             chosen = strata[:-1] + (torch.rand(len(strata) - 1) * strata.diff()).long()
-            weight = strata.diff().to(self.dtype)
+            weights = strata.diff()
         total = -self.prior_term(x0) - self.term_at(x, x0, labels, 1)
-        for index, step in enumerate(chosen.tolist()):
-            total = total - (weight if isinstance(weight, float) else weight[index]) * self.term_at(x, x0, labels, step)
+        for step, weight in zip(chosen.tolist(), weights.tolist()):
+            total = total - weight * self.term_at(x, x0, labels, step)
         return total
 
     def term_at(self, x: Tensor, x0: Tensor, labels: Tensor | None, step: int) -> Tensor:
@@ -327,7 +328,7 @@ class DiffusionModel(GenerativeModel):
         """The model's score ``∇ log p_t(x) ≈ −ε̂(x, t)/σ(t)`` at points ``x`` on the network's scale at time ``t``."""
         times = torch.full((len(x),), t, dtype=self.dtype, device=self.device)
         prediction = self.interpret(self.network_output(x, times, self.labels_of(labels, len(x))), x, times)
-        return -prediction.epsilon / broadcast(self.schedule.sigma(times), x)
+        return score_from(prediction, self.schedule.sigma(times[:1]))
 
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None, guidance: float = 0.0, sampler: str | None = None,

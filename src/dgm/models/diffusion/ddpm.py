@@ -23,7 +23,8 @@ from dgm.registry import register_model
 class DDPM(DiffusionModel):
     def __init__(self, shape: tuple[int, ...], levels: int | None = None, steps: int = 1000,
                  schedule: str = "linear", prediction: str = "epsilon", loss: str = "simple",
-                 variance: str = "posterior", times: str = "discrete", hidden: Sequence[int] = (128, 128, 128), width: int = 32,
+                 variance: str = "posterior", times: str = "discrete", hidden: Sequence[int] = (128, 128, 128),
+                 width: int = 32,
                  multipliers: Sequence[int] = (1, 2, 2), blocks_per_level: int = 2,
                  attention_levels: Sequence[int] = (2,), dropout: float = 0.0, groups: int = 8,
                  n_classes: int | None = None, label_dropout: float = 0.1, sampler: str = "ddim",

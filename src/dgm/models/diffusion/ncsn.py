@@ -25,7 +25,8 @@ from dgm.registry import register_model
                         "score matching, annealed Langevin sampling")
 class NCSN(DiffusionModel):
     def __init__(self, shape: tuple[int, ...], levels: int | None = None, noise_levels: int = 10,
-                 sigma_min: float = 0.01, sigma_max: float = 1.0, times: str = "discrete", hidden: Sequence[int] = (128, 128, 128),
+                 sigma_min: float = 0.01, sigma_max: float = 1.0, times: str = "discrete",
+                 hidden: Sequence[int] = (128, 128, 128),
                  width: int = 32, multipliers: Sequence[int] = (1, 2, 2), blocks_per_level: int = 2,
                  attention_levels: Sequence[int] = (2,), dropout: float = 0.0, groups: int = 8,
                  n_classes: int | None = None, label_dropout: float = 0.1, sampler: str = "annealed_langevin",

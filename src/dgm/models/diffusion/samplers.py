@@ -255,14 +255,13 @@ class DPMSolver(Sampler):
             yield s, x
 
 
-def reverse_sde_step(denoiser: Denoiser, schedule: NoiseSchedule, t: Tensor, s: Tensor, x: Tensor,
-                     noise: bool) -> Tensor:
+def reverse_sde_step(denoiser: Denoiser, schedule: NoiseSchedule, t: Tensor, s: Tensor, x: Tensor) -> Tensor:
     """One Euler–Maruyama step of the reverse SDE from ``t`` to ``s < t``."""
     step = (t - s).to(x.dtype)
     score = score_from(denoiser(x, t.to(x.dtype)), schedule.sigma(t))
     g_squared = schedule.diffusion_squared(t).to(x.dtype)
     x = x - (schedule.drift(t).to(x.dtype) * x - g_squared * score) * step
-    return x + (g_squared * step).sqrt() * torch.randn_like(x) if noise else x
+    return x + (g_squared * step).sqrt() * torch.randn_like(x)
 
 
 def sde_times(steps: int) -> list[tuple[Tensor, Tensor]]:
@@ -280,9 +279,13 @@ class EulerMaruyama(Sampler):
 
     def path(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
         for t, s in sde_times(self.steps):
-            x = reverse_sde_step(denoiser, schedule, t, s, x, noise=True)
+            x = self.correct(denoiser, schedule, t, s, reverse_sde_step(denoiser, schedule, t, s, x))
             yield s, x
         yield torch.zeros(()), denoiser(x, torch.tensor(FINAL_TIME, dtype=x.dtype)).x0
+
+    def correct(self, denoiser: Denoiser, schedule: NoiseSchedule, t: Tensor, s: Tensor, x: Tensor) -> Tensor:
+        """What follows each step at its new time ``s``: nothing here (the predictor–corrector's Langevin)."""
+        return x
 
 
 def langevin_correction(denoiser: Denoiser, schedule: NoiseSchedule, t: Tensor, x: Tensor, snr: float,
@@ -298,9 +301,9 @@ def langevin_correction(denoiser: Denoiser, schedule: NoiseSchedule, t: Tensor, 
 
 
 @dataclass(frozen=True)
-class PredictorCorrector(Sampler):
-    """Reverse-SDE predictor steps, each followed by ``corrector_steps`` Langevin steps at signal-to-noise ratio
-    ``snr`` (Song et al. use 0.16 on CIFAR-10 with the VE SDE)."""
+class PredictorCorrector(EulerMaruyama):
+    """Reverse-SDE predictor steps (:class:`EulerMaruyama`'s), each followed by ``corrector_steps`` Langevin steps
+    at signal-to-noise ratio ``snr`` (Song et al. use 0.16 on CIFAR-10 with the VE SDE)."""
 
     steps: int = 1000
     corrector_steps: int = 1
@@ -312,14 +315,11 @@ class PredictorCorrector(Sampler):
         if not self.snr > 0:
             raise ValueError(f"snr must be positive, got {self.snr}")
 
-    def path(self, denoiser: Denoiser, schedule: NoiseSchedule, x: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
-        for t, s in sde_times(self.steps):
-            x = reverse_sde_step(denoiser, schedule, t, s, x, noise=True)
-            scale = (schedule.alpha(s) / schedule.alpha(t)) ** 2
-            for _ in range(self.corrector_steps):
-                x = langevin_correction(denoiser, schedule, s, x, self.snr, scale)
-            yield s, x
-        yield torch.zeros(()), denoiser(x, torch.tensor(FINAL_TIME, dtype=x.dtype)).x0
+    def correct(self, denoiser: Denoiser, schedule: NoiseSchedule, t: Tensor, s: Tensor, x: Tensor) -> Tensor:
+        scale = (schedule.alpha(s) / schedule.alpha(t)) ** 2
+        for _ in range(self.corrector_steps):
+            x = langevin_correction(denoiser, schedule, s, x, self.snr, scale)
+        return x
 
 
 @dataclass(frozen=True)
