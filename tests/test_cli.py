@@ -99,3 +99,27 @@ def test_recipe_with_overrides_and_exact_resume(tmp_path):
 def test_bad_input_gives_a_clear_error_and_exit_code_2(arguments, message, capsys):
     assert main(arguments) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_run_trained_in_bf16_samples_in_bf16_and_evaluates_with_likelihood_options(tmp_path, capsys):
+    run = tmp_path / "ddpm"
+    assert main(["train", "--model", "ddpm", "--data", "moons", *SMALL_MOONS, "--model-arg", "hidden=[16]",
+                 "--model-arg", "steps=20", "--max-steps", "8", "--batch-size", "256", "--precision", "bf16-mixed",
+                 "--out", str(run), "--no-progress", "--no-pictures", "--no-evaluate"]) == 0
+    arrays = {}
+    for precision in ("default", "bf16-mixed", "32-true"):
+        flag = [] if precision == "default" else ["--precision", precision]
+        assert main(["sample", str(run), "-n", "32", "-o", str(tmp_path / f"{precision}.npz"), *flag]) == 0
+        arrays[precision] = np.load(tmp_path / f"{precision}.npz")["samples"]
+        assert arrays[precision].dtype == np.float32 and np.isfinite(arrays[precision]).all()
+    assert np.array_equal(arrays["default"], arrays["bf16-mixed"])  # the run's training precision
+    assert not np.array_equal(arrays["bf16-mixed"], arrays["32-true"])
+    assert np.abs(arrays["bf16-mixed"] - arrays["32-true"]).max() < 0.05 * np.abs(arrays["32-true"]).max()
+    capsys.readouterr()
+
+    assert main(["evaluate", str(run), "--metrics", "nll", "--likelihood-arg", "method=ode"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["likelihood_options"] == {"method": "ode"} and metrics["likelihood"] == "lower_bound"
+    assert main(["evaluate", str(run), "--metrics", "nll", "--likelihood-arg", "samples=3"]) == 2
+    assert "takes no option samples; its options are: atol, method, rtol, solver, timesteps, trace" in \
+        capsys.readouterr().err

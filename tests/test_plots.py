@@ -304,3 +304,18 @@ def test_read_metrics_csv_rejects_bad_files(tmp_path, text, match):
     (tmp_path / "metrics.csv").write_text(text)
     with pytest.raises(ValueError, match=match):
         plots.read_metrics_csv(tmp_path / "metrics.csv")
+
+
+def test_quality_against_steps_draws_each_sampler_on_log_steps_with_the_floor(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path: figures.append(figure) or plots.Path(path))
+    plots.quality_against_steps({"ddim": ([10, 50], [30.0, 12.0]), "dpm": ([10, 20], [15.0, 11.0])},
+                                tmp_path / "f.png", reference=2.5)
+    axes = figures[0].axes[0]
+    lines = {line.get_label(): line.get_xydata().tolist() for line in axes.get_lines()}
+    assert lines["ddim"] == [[10, 30.0], [50, 12.0]] and lines["dpm"] == [[10, 15.0], [20, 11.0]]
+    assert lines["real data"][0][1] == 2.5 and axes.get_xscale() == "log"
+    with pytest.raises(ValueError, match="at least one sampler"):
+        plots.quality_against_steps({}, tmp_path / "g.png")
+    with pytest.raises(ValueError, match="the values of ddim must be non-empty and finite"):
+        plots.quality_against_steps({"ddim": ([10], [float("nan")])}, tmp_path / "g.png")

@@ -138,3 +138,23 @@ def test_bad_inputs_and_options_are_refused_clearly():
                              (dict(heads=3), "multiple of heads")]:
         with pytest.raises(ValueError, match=message):
             tiny_unet(**{"multipliers": (1, 2, 2), "attention_levels": (2,), **options})
+
+
+def test_patches_fold_pixels_into_channels_and_back():
+    """``patch = 2`` runs the U-Net on (4C, H/2, W/2): the output has the input's size, every input pixel reaches
+    every output pixel of its 2x2 block, and a size that the patch does not divide is refused."""
+    net = randomise(tiny_unet(2, patch=2, multipliers=(1, 2), attention_levels=(1,)))
+    x = torch.randn(1, 2, 8, 12, requires_grad=True)
+    out = net(x, torch.tensor([3.0]))
+    assert out.shape == (1, 2, 8, 12)
+    for row, column in [(0, 0), (0, 1), (1, 0), (1, 1), (5, 10)]:
+        gradient, = torch.autograd.grad(out[0, 1, row, column], x, retain_graph=True)
+        block = gradient[0, :, row - row % 2:row - row % 2 + 2, column - column % 2:column - column % 2 + 2]
+        assert (block != 0).all()
+    with torch.device("meta"):
+        assert sum(p.numel() for p in UNet(1, width=64, multipliers=(1, 1), blocks_per_level=1, attention_levels=(1,),
+                                           patch=2).parameters()) == 1_133_636
+    with pytest.raises(ValueError, match=r"patch 2 must divide the image's height and width, got \(7, 8\)"):
+        net(torch.randn(1, 2, 7, 8), torch.zeros(1))
+    with pytest.raises(ValueError, match="patch"):
+        tiny_unet(patch=0)

@@ -12,12 +12,13 @@ import numpy as np
 import yaml
 
 TRAIN_OPTIONS = ("max_epochs", "max_steps", "max_time", "batch_size", "lr", "lr_schedule", "grad_clip",
-                 "ema_decay", "seed", "accelerator", "devices", "strategy", "eval_batches", "objective",
+                 "ema_decay", "seed", "accelerator", "precision", "devices", "strategy", "eval_batches", "objective",
                  "anneal_steps", "quality_every", "quality_metrics", "quality_samples", "pictures_every")
 MODE_SAMPLES = 10000  # samples whose mode coverage dgm train reports for an implicit model on a Gaussian mixture
 RESUMABLE_OPTIONS = ("max_epochs", "max_steps", "max_time")  # a resumed run may only be given a new end
 RESUMABLE_FLAGS = [f"--{option.replace('_', '-')}" for option in RESUMABLE_OPTIONS]
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")  # Lightning's names of the devices dgm trains on
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")  # Lightning's names of the arithmetic (dgm.core.AUTOCAST_TYPES)
 
 
 def _key_values(pairs: list[str], flag: str) -> dict:
@@ -83,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--accelerator", choices=ACCELERATORS,
                        help="Lightning accelerator: auto (default: a GPU if there is one), cpu, gpu (cuda), mps")
     train.add_argument("--strategy", help="Lightning strategy, e.g. ddp (with --devices 2)")
+    train.add_argument("--precision", choices=PRECISIONS,
+                       help="Lightning precision: 32-true (default), bf16-mixed (autocast to bfloat16: faster "
+                            "convolutions on CPUs with AMX and on GPUs), 16-mixed (GPUs)")
     train.add_argument("--no-evaluate", action="store_true", help="skip the test evaluation after training")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--no-pictures", action="store_true",
@@ -99,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
                              "in turn)")
     sample.add_argument("--sample-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="sampling option of the model, e.g. steps=50 or temperature=0.7 (repeatable)")
+    sample.add_argument("--precision", choices=PRECISIONS,
+                        help="arithmetic of sampling (default: the run's training precision); bf16-mixed is "
+                             "about 1.6 times as fast as 32-true for a U-Net on a CPU with AMX")
 
     evaluate = commands.add_parser("evaluate", parents=[computing],
                                    help="test NLL, bits per dim and sample quality of a run (writes "
@@ -107,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=1000)
     evaluate.add_argument("--importance-samples", type=int, metavar="K",
                           help="tighten a likelihood bound with K importance samples (VAEs, dequantized flows)")
+    evaluate.add_argument("--likelihood-arg", action="append", default=[], metavar="KEY=VALUE",
+                          help="option of the model's log_prob, e.g. method=ode or timesteps=999 for a diffusion "
+                               "model (repeatable)")
     evaluate.add_argument("--real", type=Path, help="real images: a folder of PNG files or a .npz file of one array")
     evaluate.add_argument("--fake", type=Path, help="generated images, as --real")
     evaluate.add_argument("--metrics", metavar="NAME[,NAME...]",
@@ -252,6 +262,7 @@ def _json_text(value, depth: int = 0) -> str:
 def _sample(args) -> None:
     import torch
 
+    from dgm.core import autocast
     from dgm.run_folder import RunFolder
     from dgm.runs import save_samples_picture
     if args.n < 1:
@@ -264,9 +275,10 @@ def _sample(args) -> None:
     model = folder.load_model()
     condition = _sample_labels(model, args.labels, args.n)
     options = model.check_sample_options(_key_values(args.sample_arg, "--sample-arg"))
+    precision = args.precision or folder.read_record().get("train", {}).get("precision", "32-true")
     torch.manual_seed(args.seed)
-    with torch.no_grad():
-        samples = model.sample(args.n, **condition, **options)
+    with torch.no_grad(), autocast(precision, model.device):
+        samples = model.sample(args.n, **condition, **options).float()
     if suffix == ".npz":
         args.output.parent.mkdir(parents=True, exist_ok=True)  # as for a picture
         np.savez(args.output, samples=samples.cpu().numpy())
@@ -329,7 +341,8 @@ def _evaluate(args) -> None:
         check_inception_options((), **options)  # Inception options with no Inception metric to apply them to
     quality = {"metrics": metrics, "n": args.n, "batch_size": args.batch_size} | options if metrics else None
     print(_json_text(evaluate_run(args.run, batch_size=args.batch_size, progress=True, sample_quality=quality,
-                                  importance_samples=args.importance_samples)))
+                                  importance_samples=args.importance_samples,
+                                  likelihood_options=_key_values(args.likelihood_arg, "--likelihood-arg"))))
 
 
 def _report(args) -> None:

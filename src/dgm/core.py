@@ -113,6 +113,19 @@ def check_sample_memory(n: int, shape: Sequence[int], dtype: torch.dtype, device
     return n
 
 
+AUTOCAST_TYPES = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+def autocast(precision: str, device: torch.device) -> torch.autocast:
+    """The arithmetic of Lightning's ``precision`` (``"32-true"``, ``"bf16-mixed"``, ``"16-mixed"``) outside
+    training: ``torch.autocast`` to the half type on ``device``, disabled for ``"32-true"``. A model trained in
+    bf16 samples about 1.6 times as fast under it on a CPU with AMX (:mod:`dgm.nn.unet`)."""
+    if precision not in AUTOCAST_TYPES:
+        raise ValueError(f"precision must be one of {', '.join(AUTOCAST_TYPES)}, got {precision!r}")
+    dtype = AUTOCAST_TYPES[precision]
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
 def check_labels(labels, n: int, n_classes: int) -> Tensor:
     """Return ``labels`` as a long tensor if it holds ``n`` class indices ``0..n_classes-1``, else raise
     ``ValueError``."""

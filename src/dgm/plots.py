@@ -736,6 +736,28 @@ def _log_scale(axes: Axes, quantity: str, lines: list[tuple[str, np.ndarray, np.
     axes.set_yscale("log")
 
 
+def quality_against_steps(lines: dict[str, tuple[Sequence[int], Sequence[float]]], path: str | Path,
+                          quantity: str = "FID", reference: float | None = None, title: str | None = None) -> Path:
+    """A sample-quality measure against the number of sampling steps, one line per sampler (``name: (steps,
+    values)``), the steps on a log scale, and ``reference`` (the floor of real data) as a dashed line."""
+    if not lines:
+        raise ValueError("quality_against_steps needs at least one sampler's line")
+    figure = Figure(figsize=(5.5, 4), dpi=DPI, layout="constrained")
+    axes = figure.subplots()
+    for name, (steps, values) in lines.items():
+        axes.plot(_as_array(steps, f"the steps of {name}"), _as_array(values, f"the values of {name}"), marker="o",
+                  label=name)
+    if reference is not None:
+        axes.axhline(reference, color="grey", linestyle="--", label="real data")
+    axes.set_xscale("log")
+    axes.set_xlabel("sampling steps (network evaluations)")
+    axes.set_ylabel(quantity)
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    _title(axes, title)
+    return _save(figure, path)
+
+
 # -- shared helpers ---------------------------------------------------------------------------------------------------
 def _save(figure: Figure, path: str | Path) -> Path:
     path = Path(path)

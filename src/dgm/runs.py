@@ -45,14 +45,16 @@ def data_entropy(data: Data) -> float | None:
 
 
 def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool = False,
-                 sample_quality: dict | None = None, importance_samples: int | None = None) -> dict:
+                 sample_quality: dict | None = None, importance_samples: int | None = None,
+                 likelihood_options: dict | None = None) -> dict:
     """Test NLL (nats/example) and bits/dim of a trained run, written to and returned as ``metrics.json``, with
     the median, the worst test example and a ``warning`` where heavy tails make the mean untrustworthy
     (:func:`~dgm.metrics.likelihood.nll_summary`), and the end of the validation curve that the mean should agree
     with (:func:`last_validation_loss`); with ``sample_quality`` (options of
     :func:`dgm.metrics.quality.model_quality`, ``{}`` for its defaults) also FID, KID, IS, precision/recall,
     density/coverage or mode coverage of the model's samples. ``importance_samples`` tightens a bound with that
-    many importance samples (see :func:`~dgm.metrics.likelihood.log_likelihoods`). On the samples of an energy
+    many importance samples (see :func:`~dgm.metrics.likelihood.log_likelihoods`), and ``likelihood_options`` are
+    other options of the model's ``log_prob`` (recorded in the metrics). On the samples of an energy
     (``energy-u1`` …) a model that gives the density of its samples also gets ``KL(q ‖ p)`` from fresh samples,
     however it was trained. A model that offers ``latent_diagnostics`` (a VAE's active units, KL per dimension,
     ELBO surgery) gets them on the test data under ``latent``."""
@@ -65,10 +67,12 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
     else:
         labels = None if model.n_classes is None else data.test_labels
         log_p = log_likelihoods(model, data.test, batch_size=batch_size, progress=progress, labels=labels,
-                                importance_samples=importance_samples)
+                                importance_samples=importance_samples, options=likelihood_options)
         metrics |= nll_summary(log_p, data.dim, model.likelihood)
         if importance_samples is not None:
             metrics["importance_samples"] = importance_samples
+        if likelihood_options:
+            metrics["likelihood_options"] = likelihood_options
         metrics["validation_loss"] = last_validation_loss(folder)
     if model.offers("latent_diagnostics"):
         metrics["latent"] = model.latent_diagnostics(data.test)

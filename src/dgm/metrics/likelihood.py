@@ -17,15 +17,22 @@ from tqdm.auto import tqdm
 
 @torch.no_grad()
 def log_likelihoods(model, x: Tensor, batch_size: int = 1000, progress: bool = False,
-                    labels: Tensor | None = None, importance_samples: int | None = None) -> Tensor:
+                    labels: Tensor | None = None, importance_samples: int | None = None,
+                    options: dict | None = None) -> Tensor:
     """``model.log_prob`` of every example of ``x`` (given its ``labels`` for a class-conditional model), computed
     in batches, shape ``(N,)``. ``importance_samples = K`` evaluates a bound that tightens with ``K`` (the
-    importance-weighted bound, ``log_prob(x, samples=K)``) for the models that have one."""
+    importance-weighted bound, ``log_prob(x, samples=K)``) for the models that have one; ``options`` are other
+    keyword arguments of the model's ``log_prob`` (a diffusion model's ``method`` or ``timesteps``)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     if model.likelihood is None:
         raise ValueError(f"{type(model).__name__} has no likelihood to evaluate (likelihood = None)")
-    options = {}
+    options = dict(options or {})
+    accepted = set(inspect.signature(model.log_prob).parameters) - {"x", "labels", "samples"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ValueError(f"{model.model_name or type(model).__name__}'s log_prob takes no option "
+                         f"{', '.join(unknown)}; its options are: {', '.join(sorted(accepted)) or 'none'}")
     if importance_samples is not None:
         if "samples" not in inspect.signature(model.log_prob).parameters:
             raise ValueError(f"{model.model_name or type(model).__name__} has no importance-weighted bound "

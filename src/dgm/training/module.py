@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import lightning.pytorch as L
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import Tensor
 
 from dgm.core import LR_SCHEDULES
@@ -122,8 +123,11 @@ class TrainingModule(L.LightningModule):
     # -- optimisation -------------------------------------------------------------------------------------------
     def configure_optimizers(self) -> list[torch.optim.Adam]:
         """One Adam per group, with PyTorch's fused kernel (one pass over all parameters instead of a loop over the
-        tensors: a third of a small VAE's CPU step, benchmarks/train_speed.py)."""
-        return [torch.optim.Adam(group.parameters, lr=self._base_lr(group), betas=group.betas, fused=True)
+        tensors: a third of a small VAE's CPU step, benchmarks/train_speed.py), except where gradients are clipped
+        in mixed precision: Lightning refuses to clip for an optimizer that unscales gradients itself, as the fused
+        one does."""
+        fused = self.grad_clip is None or not isinstance(self.trainer.precision_plugin, MixedPrecision)
+        return [torch.optim.Adam(group.parameters, lr=self._base_lr(group), betas=group.betas, fused=fused)
                 for group in self.groups]
 
     def _base_lr(self, group) -> float:

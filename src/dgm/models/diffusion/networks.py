@@ -48,7 +48,7 @@ class TimeConditionedMLP(nn.Module):
 
 def denoising_network(shape: tuple[int, ...], output_factor: int, n_classes: int | None, hidden: Sequence[int],
                       width: int, multipliers: Sequence[int], blocks_per_level: int,
-                      attention_levels: Sequence[int], dropout: float, groups: int) -> nn.Module:
+                      attention_levels: Sequence[int], dropout: float, groups: int, patch: int) -> nn.Module:
     """The network of a diffusion model of data of ``shape``: a :class:`TimeConditionedMLP` of widths ``hidden``
     for vectors ``(D,)``, a :class:`~dgm.nn.unet.UNet` for images ``(C, H, W)``; ``output_factor`` outputs per
     entry of the data (2 with learned variances)."""
@@ -57,4 +57,4 @@ def denoising_network(shape: tuple[int, ...], output_factor: int, n_classes: int
     if len(shape) != 3:
         raise ValueError(f"diffusion models take vectors (D,) or images (C, H, W), got shape {tuple(shape)}")
     return UNet(shape[0], output_factor * shape[0], width, multipliers, blocks_per_level, attention_levels,
-                dropout=dropout, groups=groups, n_classes=n_classes)
+                dropout=dropout, groups=groups, n_classes=n_classes, patch=patch)
