@@ -2,12 +2,14 @@
 
 In one process, on the same data, with ``--threads`` CPU threads (1 by default), the same seed and the same
 training budget of ``--minutes`` of wall clock each, both at the batch size, learning rate and EMA decay of dgm's
-recipe ``ddpm-mnist`` (64, 5e-4, 0.9995):
+recipe ``ddpm-mnist`` (64, 1e-3, 0.9995):
 
 - diffusers (installed for benchmarks only, used only in this file), written as its training recipe has it:
   ``UNet2DModel(sample_size=28, in_channels=1, out_channels=1)`` with ``block_out_channels=(32, 64, 64)``, one
   layer per block, attention in the 7x7 down and up blocks and the middle block, 8 groups and one attention head
-  (:data:`UNET`): the architecture of the recipe's U-Net, with the same parameter count (1 112 801);
+  (:data:`UNET`): DDPM's U-Net on the full 28x28 image, 1 112 801 parameters, where the recipe's U-Net (1 133 636)
+  runs on 2x2 patches in bfloat16 (the choices for a CPU budget that the comparison is about); diffusers trains in
+  float32, its default (``--speed`` also times it under bf16 autocast);
   ``DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")``; images scaled to [-1, 1], a step drawn
   uniformly, ``scheduler.add_noise`` and the MSE between the predicted and the drawn noise; ``AdamW`` at the
   recipe's learning rate (PyTorch's defaults otherwise, as in diffusers' training tutorial: weight decay 0.01, the
@@ -21,16 +23,16 @@ recipe ``ddpm-mnist`` (64, 5e-4, 0.9995):
   trained by ``dgm.training.fit(..., max_time=budget, **train)``, the library's public path, its other training
   options kept (fused Adam, constant learning rate, the EMA of the weights with the trainer's warm-up
   ``min(0.9995, (1 + n)/(10 + n))``), its stop replaced by the budget. Its seconds are the trainer's: Lightning, the
-  EMA, checkpoints and the per-epoch test evaluation included. Sampled by ``model.sample(n, sampler="ddim",
-  steps=50)`` (η = 0, "trailing" spacing from t = 1) and, as an extra row of the same model, by the recipe's own
-  sampler, DPM-Solver++(2M) with 20 steps.
+  EMA, checkpoints and the per-epoch test evaluation included. Sampled in the recipe's precision by
+  ``model.sample(n, sampler="ddim", steps=50)`` (η = 0, "trailing" spacing from t = 1) and, as an extra row of the
+  same model, by the recipe's own sampler, DPM-Solver++(2M) with 20 steps.
 
 FID by the protocol of benchmarks/image_fid.py, as ``dgm evaluate --metrics fid`` computes it: ``--samples`` N
 samples of each model in the data's convention against the first N test images on the TF-FID InceptionV3 features
 (test and training features cached in ``$DGM_CACHE/reference``); the floor is the FID of the first N training
 images. Seconds per 1000 samples are those of the N samples, drawn in batches of 500. With 10 000 samples a run is
-long: 50 DDIM steps draw 1000 images in 4 to 7 minutes on one thread, so about an hour per DDIM row and 25 minutes
-for the 20-step row, plus 15 minutes of Inception features per row and the two 12-minute trainings: about 4 hours.
+long: diffusers' 50 DDIM steps draw 1000 images in about 4 minutes on one thread (dgm's in about one), plus 15
+minutes of Inception features per row and the two 12-minute trainings: about 2 hours.
 
     .venv/bin/python benchmarks/ddpm_diffusers.py                       # 12 minutes each, 10 000 samples
     .venv/bin/python benchmarks/ddpm_diffusers.py --out docs/diffusion.md   # also between its markers (below)
@@ -38,8 +40,9 @@ for the 20-step row, plus 15 minutes of Inception features per row and the two 1
     .venv/bin/python benchmarks/ddpm_diffusers.py --speed               # ms per step and sampling time only
 
 ``--speed`` times, in the same process and alternating, 20 training steps at batch 64 after warm-up of diffusers'
-network in its bare loop (its EMA update included), of dgm's model in the same bare loop (its ``loss`` and the
-trainer's fused Adam, no Lightning, no EMA) and of dgm's model through ``fit``; then 50-step DDIM sampling of 100
+network in its bare loop (its EMA update included; in float32 and under bf16 autocast), of dgm's model in the same
+bare loop (its ``loss`` and the trainer's fused Adam, no Lightning, no EMA; in the recipe's precision) and of dgm's
+model through ``fit``; then 50-step DDIM sampling of 100
 images by both (and dgm's 20-step DPM-Solver++), in seconds per 1000 samples.
 
 The markdown table goes to stdout, and with ``--out FILE`` between the markers
@@ -64,6 +67,7 @@ from diffusers.training_utils import EMAModel
 from torch import Tensor, nn
 
 import dgm
+from dgm.core import autocast
 from dgm.data import load
 from dgm.metrics.features import InceptionFeatures
 from dgm.recipes import load_recipe
@@ -133,13 +137,23 @@ class DDIMSampling:
 
 
 class WithSampler:
-    """A dgm model whose ``sample(n)`` uses the sampler options ``options`` (none: the model's own sampler)."""
+    """A dgm model whose ``sample(n)`` uses the sampler options ``options`` (none: the model's own sampler), in the
+    arithmetic of Lightning's ``precision``."""
 
-    def __init__(self, model: nn.Module, **options):
-        self.model, self.options = model, options
+    def __init__(self, model: nn.Module, precision: str, **options):
+        self.model, self.precision, self.options = model, precision, options
 
     def sample(self, n: int) -> Tensor:
-        return self.model.sample(n, **self.options)
+        with autocast(self.precision, self.model.device):
+            return self.model.sample(n, **self.options).float()
+
+
+def in_precision(step, precision: str):
+    """``step`` run under the autocast of Lightning's ``precision``."""
+    def autocast_step(images: Tensor) -> None:
+        with autocast(precision, images.device):
+            step(images)
+    return autocast_step
 
 
 def recipe_config() -> dict:
@@ -177,10 +191,11 @@ def benchmark(config: dict, extractor: InceptionFeatures, args) -> str:
     seconds = 60 * args.minutes
     reference = train_diffusers(data, config, seconds, args.seed)
     ours = train_dgm(data, config, seconds, args.seed, args.threads)
+    precision = fit_option(config, "precision")
     print_parameters(reference["parameters"], ours["parameters"])
     ours |= {"model": f"dgm ddpm (recipe {RECIPE})",
-             "samplers": [(DDIM, WithSampler(ours["generator"], sampler="ddim", steps=DDIM_STEPS)),
-                          (recipe_sampler(config), WithSampler(ours["generator"]))]}
+             "samplers": [(DDIM, WithSampler(ours["generator"], precision, sampler="ddim", steps=DDIM_STEPS)),
+                          (recipe_sampler(config), WithSampler(ours["generator"], precision))]}
     test = test_statistics(extractor, data, args.samples)
     rows = []
     for trained in (reference, ours):
@@ -229,11 +244,15 @@ def speed(config: dict, args) -> str:
     print_parameters(parameters(reference.unet), parameters(model))
     size = fit_option(config, "batch_size")
     reference_batches, dgm_batches = training_batches(data, size, args.seed), training_batches(data, size, args.seed)
-    dgm_step = bare_loop_step(model, fit_option(config, "lr"))
+    precision = fit_option(config, "precision")
+    dgm_step = in_precision(bare_loop_step(model, fit_option(config, "lr")), precision)
     cases = [  # (name, parameters, ms per step of one round)
         ("diffusers UNet2DModel, bare loop (AdamW, EMA)", parameters(reference.unet),
          lambda: per_step(reference.step, reference_batches)),
-        ("dgm ddpm, bare loop (loss, fused Adam)", parameters(model), lambda: per_step(dgm_step, dgm_batches)),
+        ("diffusers UNet2DModel, bare loop, bf16 autocast", parameters(reference.unet),
+         lambda: per_step(in_precision(reference.step, "bf16-mixed"), reference_batches)),
+        (f"dgm ddpm, bare loop (loss, fused Adam, {precision})", parameters(model),
+         lambda: per_step(dgm_step, dgm_batches)),
         ("dgm ddpm, fit", parameters(model), lambda: fit_step(data, config, args.threads))]
     times: dict[str, list[float]] = {name: [] for name, *_ in cases}
     for _ in range(SPEED_ROUNDS):
@@ -252,8 +271,8 @@ def speed(config: dict, args) -> str:
 
     model.eval()
     samplers = [("diffusers UNet2DModel", DDIM, DDIMSampling(reference.unet.eval(), reference.scheduler, data.levels)),
-                ("dgm ddpm", DDIM, WithSampler(model, sampler="ddim", steps=DDIM_STEPS)),
-                ("dgm ddpm", recipe_sampler(config), WithSampler(model))]
+                ("dgm ddpm", DDIM, WithSampler(model, precision, sampler="ddim", steps=DDIM_STEPS)),
+                ("dgm ddpm", recipe_sampler(config), WithSampler(model, precision))]
     lines += ["", f"Sampling {SPEED_SAMPLES} images in one batch (the weights after the timed steps; the time does not "
               "depend on them):", "", "| model | sampler | seconds per 1000 samples | / diffusers |",
               "|---|---|---|---|"]
