@@ -229,23 +229,26 @@ class DiffusionModel(GenerativeModel):
 
     def variational_bound(self, x: Tensor, labels: Tensor | None, timesteps: int) -> Tensor:
         """``−L`` of the module docstring, ``(N,)``, with a stratified draw of ``timesteps`` of the middle steps
-        (all of them when ``timesteps ≥ T − 1``)."""
+        (all of them when ``timesteps ≥ T − 1``), drawn for each example on its own, so that the examples' estimates
+        are independent and their spread includes the draw's."""
         if not isinstance(self.schedule, VariancePreserving):
             raise ValueError("the variational bound is computed for variance-preserving schedules (DDPM); use "
                              "method='ode' for this model's likelihood")
         x0, steps = self.to_network(x), self.schedule.steps
         check_integer(timesteps, "timesteps", 1)
         strata = torch.linspace(2, steps + 1, min(timesteps, steps - 1) + 1).round().long()
-        chosen = strata[:-1] + (torch.rand(len(strata) - 1) * strata.diff()).long()
-        weights = strata.diff()
-        total = -self.prior_term(x0) - self.term_at(x, x0, labels, 1)
-        for step, weight in zip(chosen.tolist(), weights.tolist()):
-            total = total - weight * self.term_at(x, x0, labels, step)
+        widths = strata.diff().to(self.device)
+        chosen = strata[:-1, None].to(self.device) + (torch.rand(len(widths), len(x), device=self.device)
+                                                      * widths[:, None]).long()
+        total = -self.prior_term(x0) - self.term_at(x, x0, labels, torch.ones(len(x), device=self.device))
+        for steps, width in zip(chosen, widths):
+            total = total - width * self.term_at(x, x0, labels, steps)
         return total
 
-    def term_at(self, x: Tensor, x0: Tensor, labels: Tensor | None, step: int) -> Tensor:
-        """The bound's term at the discrete step ``step`` for every example, with one draw of ``x_{t_step}``."""
-        t = torch.full((len(x),), step / self.schedule.steps, dtype=self.dtype, device=self.device)
+    def term_at(self, x: Tensor, x0: Tensor, labels: Tensor | None, steps: Tensor) -> Tensor:
+        """The bound's term of each example at its discrete step ``steps`` ``(N,)``, with one draw of its
+        ``x_{t_step}``."""
+        t = steps.to(self.dtype) / self.schedule.steps
         x_t = self.schedule.diffuse(x0, t, torch.randn_like(x0))
         return self.bound_terms(x, x0, x_t, t, self.network(x_t, TIME_SCALE * t, labels))
 
