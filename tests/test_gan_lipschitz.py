@@ -61,6 +61,26 @@ def test_gradient_penalty_keeps_the_critic_about_1_lipschitz(tmp_path, data_name
     assert quotients.median() <= 1.0 and quotients.max() <= 1.5, (quotients.median(), quotients.max())
 
 
+def test_a_spectrally_normalised_maxmin_critic_is_1_lipschitz_and_steeper_than_a_leaky_relu_one():
+    """Spectral normalisation bounds both critics' slopes by 1; between the same (untrained) layers, MaxMin, which
+    preserves gradient norms, keeps several times the slope that leaky ReLUs do (measured 0.043 against 0.009 at
+    the median: a random layer's other singular values are far below its largest, which training aligns)."""
+    data = load("25gaussians")
+    points = 3 * torch.randn(2000, 2)
+    medians = {}
+    for activation in ("leaky_relu", "maxmin"):
+        seed_everything(0)
+        model = dgm.create("gan", data=data, hidden=[64, 64, 64], spectral_norm=True, critic_activation=activation)
+        for _ in range(20):  # converge the power iterations
+            model.critic(points, None)
+        norms = _gradient_norms(model.eval(), points)
+        assert norms.max() <= 1 + 1e-3, (activation, norms.max())
+        medians[activation] = norms.median().item()
+    assert medians["maxmin"] > 3 * medians["leaky_relu"], medians
+    with pytest.raises(ValueError, match="critic_activation must be one of leaky_relu, maxmin"):
+        dgm.create("gan", data=data, critic_activation="relu")
+
+
 def test_without_a_constraint_the_wasserstein_critic_is_not_lipschitz(tmp_path):
     """The control of the two tests above: the same critic and loss, unconstrained, grows steep."""
     model, data = _trained_critic(tmp_path, "25gaussians", dict(loss="wasserstein", critic_steps=5, betas=[0.0, 0.9]))

@@ -151,3 +151,17 @@ def test_residual_block_adds_the_embedding_as_a_bias_of_its_first_convolution():
 def test_group_norm_needs_channels_divisible_by_groups():
     with pytest.raises(ValueError, match="multiple of groups"):
         PreActivationResidualBlock(12)
+
+
+# -- MaxMin -----------------------------------------------------------------------------------------------------------
+def test_maxmin_sorts_pairs_and_its_jacobian_is_a_permutation():
+    from dgm.nn.mlp import MaxMin
+    activation = MaxMin()
+    assert activation(torch.tensor([[3.0, 1.0, -2.0, 5.0]])).tolist() == [[3.0, 5.0, 1.0, -2.0]]
+    torch.manual_seed(0)
+    x = torch.randn(6)
+    jacobian = torch.autograd.functional.jacobian(activation, x)
+    assert set(jacobian.unique().tolist()) == {0.0, 1.0}
+    assert (jacobian.sum(0) == 1).all() and (jacobian.sum(1) == 1).all()
+    with pytest.raises(ValueError, match="even number, got 3"):
+        activation(torch.zeros(2, 3))

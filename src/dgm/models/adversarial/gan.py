@@ -6,7 +6,9 @@ point through an MLP to one raw output ``v``. With the default non-saturating lo
 ``D(x) = σ(v)`` and the two minimise ``softplus(−v(x)) + softplus(v(G(z)))`` and ``softplus(−v(G(z)))`` (eq. 1 and
 §3 of the paper). Every other loss and trick is an option of :class:`~dgm.models.adversarial.base.GANModel`:
 homework 5's WGAN is ``loss="wasserstein", clip_weights=0.01, critic_steps=5, betas=(0, 0.9)``, its WGAN-GP the
-same with ``gradient_penalty=10`` instead of the clipping.
+same with ``gradient_penalty=10`` instead of the clipping. ``critic_activation="maxmin"`` gives the critic the
+gradient-norm-preserving :class:`~dgm.nn.mlp.MaxMin` activation, for a spectrally normalised critic that is
+1-Lipschitz with slopes near 1 (Anil et al., 2019).
 
 A class-conditional GAN (Mirza & Osindero, 2014, "Conditional Generative Adversarial Nets", eq. 2) feeds the one-hot
 label to both networks, appended to their inputs: ``G(z, y)`` and ``D(x, y)``.
@@ -20,18 +22,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgm.models.adversarial.base import GANModel
-from dgm.nn.mlp import mlp
+from dgm.nn.mlp import MaxMin, mlp
 from dgm.registry import register_model
+
+CRITIC_ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "maxmin": MaxMin}
 
 
 class LabelledMLP(nn.Module):
     """An MLP of its inputs with the one-hot class label appended (nothing appended without classes); a critic's
     single output is returned as ``(N,)``."""
 
-    def __init__(self, in_features: int, hidden: Sequence[int], out_features: int, n_classes: int | None):
+    def __init__(self, in_features: int, hidden: Sequence[int], out_features: int, n_classes: int | None,
+                 activation: type[nn.Module] = nn.LeakyReLU):
         super().__init__()
         self.n_classes = n_classes
-        self.net = mlp(in_features + (n_classes or 0), hidden, out_features, activation=nn.LeakyReLU)
+        self.net = mlp(in_features + (n_classes or 0), hidden, out_features, activation=activation)
 
     def forward(self, inputs: Tensor, labels: Tensor | None = None) -> Tensor:
         if self.n_classes is not None:
@@ -47,12 +52,16 @@ class GAN(GANModel):
                  loss: str = "non_saturating", critic_steps: int = 1, gradient_penalty: float = 0.0,
                  r1: float = 0.0, clip_weights: float | None = None, spectral_norm: bool = False,
                  label_smoothing: float = 0.0, generator_lr: float | None = None, critic_lr: float | None = None,
-                 betas: tuple[float, float] = (0.5, 0.999), n_classes: int | None = None):
+                 betas: tuple[float, float] = (0.5, 0.999), n_classes: int | None = None,
+                 critic_activation: str = "leaky_relu"):
         if len(shape) != 1:
             raise ValueError(f"gan models vectors of shape (D,); got shape {tuple(shape)} (image GANs: dcgan, sngan)")
         dim = shape[0]
         super().__init__(shape, None, latent_dim, loss, critic_steps, gradient_penalty, r1, clip_weights,
                          spectral_norm, label_smoothing, generator_lr, critic_lr, betas, n_classes)
         self.generator = LabelledMLP(latent_dim, hidden, dim, self.n_classes)
-        self.critic = LabelledMLP(dim, hidden, 1, self.n_classes)
+        if critic_activation not in CRITIC_ACTIVATIONS:
+            raise ValueError(f"critic_activation must be one of {', '.join(CRITIC_ACTIVATIONS)}, "
+                             f"got {critic_activation!r}")
+        self.critic = LabelledMLP(dim, hidden, 1, self.n_classes, CRITIC_ACTIVATIONS[critic_activation])
         self.finish_critic()
