@@ -278,7 +278,8 @@ def _sample(args) -> None:
     precision = args.precision or folder.read_record().get("train", {}).get("precision", "32-true")
     torch.manual_seed(args.seed)
     with torch.no_grad(), autocast(precision, model.device):
-        samples = model.sample(args.n, **condition, **options).float()
+        samples = model.sample(args.n, **condition, **options)
+    samples = samples.float() if samples.is_floating_point() else samples  # bfloat16 under autocast
     if suffix == ".npz":
         args.output.parent.mkdir(parents=True, exist_ok=True)  # as for a picture
         np.savez(args.output, samples=samples.cpu().numpy())

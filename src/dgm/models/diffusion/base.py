@@ -30,8 +30,8 @@ any two times, so that the learned variance serves strided samplers too.
   modeling through stochastic differential equations", eq. 39 and appendix D.2): ``log p_ε(x) = log p_1(x_1) +
   ∫_ε^1 ∇·v(x_t, t) dt`` (``ε = 10⁻⁵``, or ``1/T`` for discrete times: ``likelihood_start``) with ``v`` the ODE's
   velocity, the divergence exact (``trace="exact"``) or by Hutchinson's estimator with one draw (``"hutchinson"``,
-  unbiased for images). Discrete data are dequantized uniformly in their
-  bins (:mod:`dgm.distributions.codec`, bins of width ``2h``): ``log P(x) ≥ E_u[log p(x̃ + h(2u − 1))] + D log 2h``.
+  unbiased for images). Discrete data are dequantized uniformly in their bins (:mod:`dgm.distributions.codec`,
+  bins of width ``2h``): ``log P(x) ≥ E_u[log p(x̃ + h(2u − 1))] + D log 2h``.
 
 Both are lower bounds for discrete data (``likelihood = "lower_bound"``); for vectors ``"ode"`` is the density of
 the ODE's own model, exact up to the solver's tolerance, and ``"vlb"`` a bound on the density of the chain's.
@@ -241,8 +241,8 @@ class DiffusionModel(GenerativeModel):
         chosen = strata[:-1, None].to(self.device) + (torch.rand(len(widths), len(x), device=self.device)
                                                       * widths[:, None]).long()
         total = -self.prior_term(x0) - self.term_at(x, x0, labels, torch.ones(len(x), device=self.device))
-        for steps, width in zip(chosen, widths):
-            total = total - width * self.term_at(x, x0, labels, steps)
+        for stratum_steps, width in zip(chosen, widths):
+            total = total - width * self.term_at(x, x0, labels, stratum_steps)
         return total
 
     def term_at(self, x: Tensor, x0: Tensor, labels: Tensor | None, steps: Tensor) -> Tensor:
