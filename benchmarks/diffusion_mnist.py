@@ -13,7 +13,8 @@ The FID protocol is benchmarks/image_fid.py's (TF-FID Inception features; cached
     dgm train ddpm-mnist --threads 1 --out runs/ddpm-mnist
     python benchmarks/diffusion_mnist.py runs/ddpm-mnist --threads 2 --out docs/diffusion.md
 
-``--smoke`` checks the script in a minute with tiny counts.
+``--smoke`` checks the script in a minute with tiny counts. ``--sampler NAME --steps K`` replaces the run's sampler
+in part 1, and ``--fid-only`` stops after it (it then writes no document).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from dgm.metrics.features import InceptionFeatures
 from dgm.run_folder import RunFolder
 
 SWEEP = [("dpm_solver", 10), ("dpm_solver", 20), ("dpm_solver", 50), ("ddim", 20), ("ddim", 50), ("ddim", 100),
-         ("ancestral", 1000)]
+         ("ancestral", 20), ("ancestral", 1000)]
 
 
 class Sampler:
@@ -66,6 +67,9 @@ def main() -> None:
     parser.add_argument("--bound-examples", type=int, default=1000)
     parser.add_argument("--ode-examples", type=int, default=100)
     parser.add_argument("--floor", action="store_true", help="also the FID of --samples training images")
+    parser.add_argument("--sampler", help="the sampler of part 1 (default: the run's own)")
+    parser.add_argument("--steps", type=int, help="its steps (with --sampler)")
+    parser.add_argument("--fid-only", action="store_true", help="only part 1, printed")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", type=Path, help="a document with markers for this script")
     args = parser.parse_args()
@@ -79,14 +83,19 @@ def main() -> None:
     lines = [f"Run `{args.run.name}` ({folder.read_record().get('seconds', 0):.0f} s of training), sampling in "
              f"{precision}, {args.threads} thread(s):", ""]
 
-    own = Sampler(model, precision)
-    samples, seconds = timed_samples(own, args.samples, 0, f"{model.sampler_name} {model.sampler_options}")
+    options = {} if args.sampler is None else {"sampler": args.sampler, "steps": args.steps}
+    name = f"{args.sampler}, {args.steps} steps" if options else \
+        f"the run's sampler ({model.sampler_name}, {model.sampler_options})"
+    samples, seconds = timed_samples(Sampler(model, precision, **options), args.samples, 0, name)
     test = test_statistics(extractor, data, args.samples)
     score = fid(extractor, test, samples, data)
     floor = f"{floor_fid(extractor, test, data, args.samples):.2f}" if args.floor else "not measured"
-    lines += [f"- the run's sampler ({model.sampler_name}, {model.sampler_options}): "
-              f"{seconds * 1000 / args.samples:.1f} s per 1000 samples; FID {score:.2f} with {args.samples} samples against {args.samples} test images "
-              f"(floor, {args.samples} training images: {floor})", ""]
+    lines += [f"- {name}: {seconds * 1000 / args.samples:.1f} s per 1000 samples; FID {score:.2f} with "
+              f"{args.samples} samples against {args.samples} test images (floor, {args.samples} training images: "
+              f"{floor})", ""]
+    if args.fid_only:
+        print("\n".join(lines))
+        return
 
     lines += [f"| sampler | steps | FID ({args.sweep_samples} samples) | s per 1000 samples |", "|---|---|---|---|"]
     sweep_test = test_statistics(extractor, data, args.sweep_samples)
