@@ -24,8 +24,10 @@ any two times, so that the learned variance serves strided samplers too.
   ``x_{t_i}`` each, and ``L_0 = −log p(x_0 | x_{t_1})``: for discrete data the Gaussian of mean ``x̂_0`` and variance
   ``β_1`` discretized to the values' bins (eq. 13), for vectors its density. ``timesteps=k`` estimates the sum over
   the ``T − 1`` middle steps from ``k`` of them, one drawn in each of ``k`` equal strata, each weighted by its
-  stratum's size: unbiased, cheaper, noisier. The default ``k = 100`` makes a test-set evaluation of an image
-  model ten times cheaper than the full sum (``k ≥ T − 1``); its extra spread enters the NLL's standard error.
+  stratum's size: unbiased, cheaper, noisier. The default ``k = 20`` makes a test-set evaluation of an image
+  model 50 times cheaper than the full sum (``k ≥ T − 1``), and its extra spread enters the NLL's standard error:
+  for ``ddpm-mnist`` on 1000 test images 1.984 ± 0.042 bits/dim with ``k = 20`` (64 s on one thread), 1.989 ±
+  0.019 with ``k = 100`` (209 s).
 - ``"ode"``: the probability-flow ODE's exact change of variables (Song et al., 2021, "Score-based generative
   modeling through stochastic differential equations", eq. 39 and appendix D.2): ``log p_ε(x) = log p_1(x_1) +
   ∫_ε^1 ∇·v(x_t, t) dt`` (``ε = 10⁻⁵``, or ``1/T`` for discrete times: ``likelihood_start``) with ``v`` the ODE's
@@ -67,7 +69,7 @@ TIME_SCALE = 1000  # the network reads 1000 t, DDPM's step index, so that its si
 HYBRID_WEIGHT = 0.001  # improved DDPM's λ
 LIKELIHOOD_START = 1e-5  # the ODE likelihood's ε (Song et al., appendix D.2)
 LIKELIHOOD_STEPS = 1000  # steps of a fixed-step solver of the likelihood's ODE
-BOUND_TIMESTEPS = 100  # middle steps of the variational bound evaluated by default (a stratified draw)
+BOUND_TIMESTEPS = 20  # middle steps of the variational bound evaluated by default (a stratified draw)
 
 
 def choose(value: str, choices: tuple[str, ...], name: str) -> str:
