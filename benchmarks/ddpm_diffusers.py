@@ -30,8 +30,8 @@ recipe ``ddpm-mnist`` (64, 1e-3, 0.9995):
 FID by the protocol of benchmarks/image_fid.py, as ``dgm evaluate --metrics fid`` computes it: ``--samples`` N
 samples of each model in the data's convention against the first N test images on the TF-FID InceptionV3 features
 (test and training features cached in ``$DGM_CACHE/reference``); with ``--floor``, also the FID of the first N
-training images. Seconds per 1000 samples are those of the N samples, drawn in batches of 500. With 10 000 samples a run is
-long: diffusers' 50 DDIM steps draw 1000 images in about 4 minutes on one thread (dgm's in about one), plus 15
+training images. Seconds per 1000 samples are those of the N samples, drawn in batches of 500. With 10 000 samples
+a run is long: diffusers' 50 DDIM steps draw 1000 images in about 4 minutes on one thread (dgm's in about one), plus 15
 minutes of Inception features per row (and for the floor) and the two 12-minute trainings: about 1.7 hours.
 
     .venv/bin/python benchmarks/ddpm_diffusers.py                       # 12 minutes each, 10 000 samples

@@ -79,7 +79,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     folder = RunFolder(args.run)
     model, data = folder.load_model().eval(), folder.load_data()
-    precision = folder.read_record().get("train", {}).get("precision", "32-true")
+    precision = folder.training_precision()
     extractor = InceptionFeatures()
     lines = [f"Run `{args.run.name}` ({folder.read_record().get('seconds', 0):.0f} s of training), sampling in "
              f"{precision}, {args.threads} thread(s):", ""]
@@ -120,8 +120,8 @@ def main() -> None:
     vlb = bits_per_dim(model, test_images[:args.bound_examples], 100, method="vlb", timesteps=BOUND_TIMESTEPS)
     ode = bits_per_dim(model, test_images[:args.ode_examples], 50, method="ode")
     lines += ["| likelihood | test images | bits/dim (a bound) | ± SE | seconds |", "|---|---|---|---|---|",
-              f"| variational bound, {BOUND_TIMESTEPS} stratified timesteps | {args.bound_examples} | {vlb[0]:.3f} | {vlb[1]:.3f} | "
-              f"{vlb[2]:.0f} |",
+              f"| variational bound, {BOUND_TIMESTEPS} stratified timesteps | {args.bound_examples} | {vlb[0]:.3f} | "
+              f"{vlb[1]:.3f} | {vlb[2]:.0f} |",
               f"| probability-flow ODE (dopri5 1e-5, Hutchinson, dequantized) | {args.ode_examples} | {ode[0]:.3f} | "
               f"{ode[1]:.3f} | {ode[2]:.0f} |"]
     text = "\n".join(lines)

@@ -275,7 +275,7 @@ def _sample(args) -> None:
     model = folder.load_model()
     condition = _sample_labels(model, args.labels, args.n)
     options = model.check_sample_options(_key_values(args.sample_arg, "--sample-arg"))
-    precision = args.precision or folder.read_record().get("train", {}).get("precision", "32-true")
+    precision = args.precision or folder.training_precision()
     torch.manual_seed(args.seed)
     with torch.no_grad(), autocast(precision, model.device):
         samples = model.sample(args.n, **condition, **options)

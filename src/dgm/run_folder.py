@@ -138,6 +138,10 @@ class RunFolder:
             raise ValueError(f"{self.path} is not a run folder (no {RUN_FILE}); train one with `dgm train`")
         return _json_object(self.path / RUN_FILE)
 
+    def training_precision(self) -> str:
+        """The Lightning precision the run trained in (``"32-true"``, ``fit``'s default, for runs that name none)."""
+        return self.read_record().get("train", {}).get("precision", "32-true")
+
     def write_record(self, record: dict) -> None:
         write_json(self.path / RUN_FILE, record)
 

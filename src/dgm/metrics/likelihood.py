@@ -28,13 +28,14 @@ def log_likelihoods(model, x: Tensor, batch_size: int = 1000, progress: bool = F
     if model.likelihood is None:
         raise ValueError(f"{type(model).__name__} has no likelihood to evaluate (likelihood = None)")
     options = dict(options or {})
-    accepted = set(inspect.signature(model.log_prob).parameters) - {"x", "labels", "samples"}
+    parameters = inspect.signature(model.log_prob).parameters
+    accepted = set(parameters) - {"x", "labels", "samples"}
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ValueError(f"{model.model_name or type(model).__name__}'s log_prob takes no option "
                          f"{', '.join(unknown)}; its options are: {', '.join(sorted(accepted)) or 'none'}")
     if importance_samples is not None:
-        if "samples" not in inspect.signature(model.log_prob).parameters:
+        if "samples" not in parameters:
             raise ValueError(f"{model.model_name or type(model).__name__} has no importance-weighted bound "
                              f"(its likelihood is {model.likelihood!r}); importance samples serve bounds such as "
                              "those of dequantized flows")

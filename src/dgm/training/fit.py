@@ -154,8 +154,7 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
     options = {"max_epochs": max_epochs, "max_steps": max_steps, "max_time": max_time, "batch_size": batch_size,
                "lr": lr, "lr_schedule": lr_schedule, "grad_clip": grad_clip, "ema_decay": ema_decay,
                "seed": seed, "accelerator": accelerator, "precision": precision, "devices": devices,
-               "strategy": strategy,
-               "eval_batches": eval_batches, "objective": objective, "anneal_steps": anneal_steps,
+               "strategy": strategy, "eval_batches": eval_batches, "objective": objective, "anneal_steps": anneal_steps,
                "quality_every": quality_every, "quality_metrics": quality_metrics, "quality_samples": quality_samples,
                "pictures_every": pictures_every}
 
