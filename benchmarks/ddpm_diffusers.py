@@ -75,7 +75,7 @@ from dgm.recipes import load_recipe
 from dgm.training.progress import batches_per_epoch
 from doc_tables import write_between_markers  # benchmarks/doc_tables.py, beside this script
 from gan_dcgan import (SPEED_STEPS, SPEED_WARMUP, bare_loop, bare_loop_step, fit_option, fit_step,  # beside this
-                       parameters, per_step, train_dgm, training_batches)
+                       in_precision, parameters, per_step, train_dgm, training_batches)
 from image_fid import check_samples, fid, floor_fid, test_statistics, timed_samples  # beside this script
 
 RECIPE = "ddpm-mnist"
@@ -147,14 +147,6 @@ class WithSampler:
     def sample(self, n: int) -> Tensor:
         with autocast(self.precision, self.model.device):
             return self.model.sample(n, **self.options).float()
-
-
-def in_precision(step, precision: str):
-    """``step`` run under the autocast of Lightning's ``precision``."""
-    def autocast_step(images: Tensor) -> None:
-        with autocast(precision, images.device):
-            step(images)
-    return autocast_step
 
 
 def recipe_config() -> dict:

@@ -30,9 +30,10 @@ training sets the first time; with the two 12-minute trainings, a data set takes
     .venv/bin/python benchmarks/gan_dcgan.py --smoke                       # 20 s each, 200 samples: the path works
     .venv/bin/python benchmarks/gan_dcgan.py --speed                       # ms per step only, no training run
 
-``--speed`` times, in the same process and alternating, 20 steps after warm-up of the hand-written DCGAN, of dgm's
-model in the same bare loop (its own losses and the trainer's fused Adam, no Lightning) and of dgm's model
-through ``fit``, each at its configured batch size, on MNIST.
+``--speed`` times, in the same process and alternating, 20 steps after warm-up of the hand-written DCGAN (in float32
+and under bf16 autocast, which it could use too), of dgm's model in the same bare loop (its own losses and the
+trainer's fused Adam, no Lightning, under the autocast of its configured precision) and of dgm's model through
+``fit``, each at its configured batch size, on MNIST.
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 import dgm
+from dgm.core import autocast
 from dgm.data import load
 from dgm.metrics.features import InceptionFeatures
 from dgm.recipes import load_recipe
@@ -261,6 +263,14 @@ def per_step(step, batches) -> float:
     return 1000 * (time.perf_counter() - started) / SPEED_STEPS
 
 
+def in_precision(step, precision: str):
+    """``step`` run under the autocast of Lightning's ``precision``."""
+    def autocast_step(images: Tensor) -> None:
+        with autocast(precision, images.device):
+            step(images)
+    return autocast_step
+
+
 def bare_loop_step(model, lr: float):
     """One batch of dgm's model as the trainer runs it (its updates with fused Adams), without Lightning."""
     optimizers = {group.name: torch.optim.Adam(group.parameters, lr=group.lr or lr, betas=group.betas, fused=True)
@@ -310,9 +320,11 @@ def speed(config: dict, args) -> str:
     size = fit_option(config, "batch_size")
     hand_written_batches = training_batches(data, BATCH, args.seed)
     dgm_batches = training_batches(data, size, args.seed)
-    dgm_step = bare_loop_step(model, fit_option(config, "lr"))
+    dgm_step = in_precision(bare_loop_step(model, fit_option(config, "lr")), fit_option(config, "precision"))
     cases = [  # (name, parameters, batch size, ms per step of one round)
         ("hand-written DCGAN, bare loop", gan.parameters(), BATCH, lambda: per_step(gan.step, hand_written_batches)),
+        ("hand-written DCGAN, bare loop, bf16 autocast", gan.parameters(), BATCH,
+         lambda: per_step(in_precision(gan.step, "bf16-mixed"), hand_written_batches)),
         (f"dgm {config['model']}, bare loop", parameters(model), size, lambda: per_step(dgm_step, dgm_batches)),
         (f"dgm {config['model']}, fit", parameters(model), size, lambda: fit_step(data, config, args.threads))]
     times: dict[str, list[float]] = {name: [] for name, *_ in cases}

@@ -6,7 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dgm.cli import main
+from dgm.cli import PRECISIONS, main
+from dgm.core import AUTOCAST_TYPES
+from dgm.runs import evaluate_run
 
 SMALL_MOONS = ["--data-arg", "n_train=1024", "--data-arg", "n_test=512"]
 
@@ -101,6 +103,11 @@ def test_bad_input_gives_a_clear_error_and_exit_code_2(arguments, message, capsy
     assert message in capsys.readouterr().err
 
 
+def test_the_command_line_offers_exactly_the_precisions_autocast_knows():
+    """``dgm.cli`` names them without importing torch; ``dgm.core.AUTOCAST_TYPES`` maps them to arithmetic."""
+    assert set(PRECISIONS) == set(AUTOCAST_TYPES)
+
+
 def test_a_run_trained_in_bf16_samples_in_bf16_and_evaluates_with_likelihood_options(tmp_path, capsys):
     run = tmp_path / "ddpm"
     assert main(["train", "--model", "ddpm", "--data", "moons", *SMALL_MOONS, "--model-arg", "hidden=[16]",
@@ -123,3 +130,11 @@ def test_a_run_trained_in_bf16_samples_in_bf16_and_evaluates_with_likelihood_opt
     assert main(["evaluate", str(run), "--metrics", "nll", "--likelihood-arg", "samples=3"]) == 2
     assert "takes no option samples; its options are: atol, method, rtol, solver, timesteps, trace" in \
         capsys.readouterr().err
+
+    quality = {}  # sample quality draws in the run's precision unless told otherwise: the same seed, other samples
+    for precision in (None, "bf16-mixed", "32-true"):
+        torch.manual_seed(0)
+        metrics = evaluate_run(run, sample_quality={"metrics": ["fid-raw"], "n": 200}, precision=precision)
+        quality[precision] = metrics["sample_quality"]["fid-raw"]
+        assert metrics["sampling_precision"] == (precision or "bf16-mixed")
+    assert quality[None] == quality["bf16-mixed"] != quality["32-true"]

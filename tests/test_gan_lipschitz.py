@@ -86,3 +86,24 @@ def test_without_a_constraint_the_wasserstein_critic_is_not_lipschitz(tmp_path):
     model, data = _trained_critic(tmp_path, "25gaussians", dict(loss="wasserstein", critic_steps=5, betas=[0.0, 0.9]))
     real, fake = _points(model, data)
     assert _difference_quotients(model, real, fake[torch.randperm(len(fake))]).max() > 5
+
+
+def test_critic_lipschitz_k_makes_a_spectrally_normalised_critic_k_lipschitz_in_data_units():
+    """``critic_lipschitz=K`` feeds the critic ``K x``: with the same weights it is the 1-Lipschitz critic at ``K x``,
+    and its slopes are bounded by K instead of 1."""
+    data = load("25gaussians")
+    points = torch.randn(2000, 2)
+    critics = {}
+    for k in (1.0, 20.0):
+        seed_everything(0)
+        critics[k] = dgm.create("gan", data=data, hidden=[64, 64], spectral_norm=True, critic_lipschitz=k)
+        for _ in range(20):  # converge the power iterations
+            critics[k].critic(points, None)
+        critics[k].eval()
+    with torch.no_grad():
+        torch.testing.assert_close(critics[20.0].critic(points, None), critics[1.0].critic(20 * points, None))
+    norms = _gradient_norms(critics[20.0], points)
+    assert norms.max() <= 20 * (1 + 1e-3), norms.max()
+    assert norms.max() > 1.5, norms.max()  # beyond what K = 1 allows
+    with pytest.raises(ValueError, match="critic_lipschitz must be positive"):
+        dgm.create("gan", data=data, critic_lipschitz=0)

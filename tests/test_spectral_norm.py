@@ -50,6 +50,23 @@ def test_the_layer_agrees_with_pytorch_spectral_norm(make):
     torch.testing.assert_close(gradient_ours, gradient_theirs, atol=1e-5, rtol=0)
 
 
+def test_under_bf16_autocast_sigma_stays_in_float32():
+    """Mixed precision runs the layer's matmul in bfloat16 (about 3 significant digits); the power iteration and σ
+    run in the weight's float32, so a training call updates the pair and normalises the weight as without
+    autocast."""
+    torch.manual_seed(0)
+    layers = {name: spectral_norm(nn.Linear(64, 32)) for name in ("float32", "bf16")}
+    layers["bf16"].load_state_dict(layers["float32"].state_dict())
+    x = torch.randn(4, 64)
+    layers["float32"](x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        layers["bf16"](x)
+    parametrizations = {name: layer.parametrizations.weight for name, layer in layers.items()}
+    assert parametrizations["bf16"][0].u.dtype == torch.float32
+    torch.testing.assert_close(parametrizations["bf16"][0].u, parametrizations["float32"][0].u, atol=1e-6, rtol=0)
+    torch.testing.assert_close(layers["bf16"].weight, layers["float32"].weight, atol=1e-6, rtol=0)
+
+
 def test_evaluation_keeps_the_pair_and_bad_arguments_are_refused():
     layer = spectral_norm(nn.Linear(4, 3)).eval()
     before = layer.parametrizations.weight[0].u.clone()

@@ -136,6 +136,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--resize", choices=["bilinear", "clean"], default="bilinear",
                           help="for the Inception metrics, resizing to 299x299: bilinear as pytorch-fid and "
                                "torchmetrics, or clean as clean-fid (PIL bicubic per channel)")
+    evaluate.add_argument("--precision", choices=PRECISIONS,
+                          help="arithmetic of a run's sampling (default: its training precision); likelihoods and "
+                               "features are computed in float32")
 
     report = commands.add_parser("report", help="one table (and HTML page) of runs with their pictures")
     report.add_argument("runs", type=Path, nargs="+", help="run folders, or folders that hold run folders")
@@ -196,6 +199,7 @@ def _train(args) -> int:
     from dgm.data import load
     from dgm.metrics import nll_label
     from dgm.metrics.quality import mixture_modes
+    from dgm.run_folder import RunFolder
     from dgm.runs import evaluate_run, write_pictures
     from dgm.training import fit, seed_everything
 
@@ -216,7 +220,8 @@ def _train(args) -> int:
         return 130
     print(f"run folder: {run.directory}  ({run.seconds:.1f} s of training)")
     if not args.no_pictures:
-        write_pictures(run.model, data, run.directory, sample_options)
+        precision = RunFolder(run.directory).training_precision()
+        write_pictures(run.model, data, run.directory, sample_options, precision)
     if not args.no_evaluate:
         implicit_on_modes = model.likelihood is None and mixture_modes(data) is not None
         metrics = evaluate_run(run.directory, sample_quality={"metrics": ["modes"], "n": MODE_SAMPLES}
@@ -262,7 +267,7 @@ def _json_text(value, depth: int = 0) -> str:
 def _sample(args) -> None:
     import torch
 
-    from dgm.core import autocast
+    from dgm.core import sample_in_precision
     from dgm.run_folder import RunFolder
     from dgm.runs import save_samples_picture
     if args.n < 1:
@@ -277,9 +282,8 @@ def _sample(args) -> None:
     options = model.check_sample_options(_key_values(args.sample_arg, "--sample-arg"))
     precision = args.precision or folder.training_precision()
     torch.manual_seed(args.seed)
-    with torch.no_grad(), autocast(precision, model.device):
-        samples = model.sample(args.n, **condition, **options)
-    samples = samples.float() if samples.is_floating_point() else samples  # bfloat16 under autocast
+    with torch.no_grad():
+        samples = sample_in_precision(model, args.n, precision, **condition, **options)
     if suffix == ".npz":
         args.output.parent.mkdir(parents=True, exist_ok=True)  # as for a picture
         np.savez(args.output, samples=samples.cpu().numpy())
@@ -342,7 +346,7 @@ def _evaluate(args) -> None:
         check_inception_options((), **options)  # Inception options with no Inception metric to apply them to
     quality = {"metrics": metrics, "n": args.n, "batch_size": args.batch_size} | options if metrics else None
     print(_json_text(evaluate_run(args.run, batch_size=args.batch_size, progress=True, sample_quality=quality,
-                                  importance_samples=args.importance_samples,
+                                  importance_samples=args.importance_samples, precision=args.precision,
                                   likelihood_options=_key_values(args.likelihood_arg, "--likelihood-arg"))))
 
 

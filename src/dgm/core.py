@@ -126,6 +126,17 @@ def autocast(precision: str, device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
+def sample_in_precision(model, n: int, precision: str = "32-true", **options) -> Tensor:
+    """``model.sample(n, **options)`` under the arithmetic of ``precision`` (:func:`autocast`), returned in float32
+    where it is floating point (bfloat16 under autocast). In ``"32-true"`` it is the plain call, so that any object
+    with ``sample(n)`` serves (benchmarks' wrappers of other libraries)."""
+    if precision == "32-true":
+        return model.sample(n, **options)
+    with autocast(precision, model.device):
+        samples = model.sample(n, **options)
+    return samples.float() if samples.is_floating_point() else samples
+
+
 def check_labels(labels, n: int, n_classes: int) -> Tensor:
     """Return ``labels`` as a long tensor if it holds ``n`` class indices ``0..n_classes-1``, else raise
     ``ValueError``."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from dgm import plots
-from dgm.core import sample_labels
+from dgm.core import sample_in_precision, sample_labels
 from dgm.data.base import Data
 from dgm.data.energies import EnergyTarget
 from dgm.distributions.codec import to_levels
@@ -46,7 +46,7 @@ def data_entropy(data: Data) -> float | None:
 
 def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool = False,
                  sample_quality: dict | None = None, importance_samples: int | None = None,
-                 likelihood_options: dict | None = None) -> dict:
+                 likelihood_options: dict | None = None, precision: str | None = None) -> dict:
     """Test NLL (nats/example) and bits/dim of a trained run, written to and returned as ``metrics.json``, with
     the median, the worst test example and a ``warning`` where heavy tails make the mean untrustworthy
     (:func:`~dgm.metrics.likelihood.nll_summary`), and the end of the validation curve that the mean should agree
@@ -57,7 +57,8 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
     other options of the model's ``log_prob`` (recorded in the metrics). On the samples of an energy
     (``energy-u1`` …) a model that gives the density of its samples also gets ``KL(q ‖ p)`` from fresh samples,
     however it was trained. A model that offers ``latent_diagnostics`` (a VAE's active units, KL per dimension,
-    ELBO surgery) gets them on the test data under ``latent``."""
+    ELBO surgery) gets them on the test data under ``latent``. Samples are drawn in the arithmetic of ``precision``
+    (default: the run's training precision); likelihoods are computed in float32."""
     folder = RunFolder(directory)
     record = folder.read_record()
     model, data = folder.load_model(), folder.load_data()
@@ -86,7 +87,9 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
         metrics["reverse_kl_nats"] = terms.mean().item()
         metrics["reverse_kl_stderr"] = (terms.std() / len(terms) ** 0.5).item()
     if sample_quality is not None:
-        metrics["sample_quality"] = model_quality(model, data, progress=progress, **sample_quality)
+        metrics["sampling_precision"] = precision or folder.training_precision()
+        metrics["sample_quality"] = model_quality(model, data, progress=progress, **sample_quality,
+                                                  precision=metrics["sampling_precision"])
     metrics["train_seconds"] = record.get("seconds")
     folder.write_metrics(metrics)
     return metrics
@@ -143,8 +146,9 @@ def density_resolution(log_prob, bounds, seconds: float = DENSITY_SECONDS) -> in
 
 
 @torch.no_grad()
-def write_pictures(model, data: Data, directory: str | Path, sample_options: dict | None = None) -> list[Path]:
-    """``samples.png`` (drawn with ``sample_options``); where the model offers them its density beside the data's,
+def write_pictures(model, data: Data, directory: str | Path, sample_options: dict | None = None,
+                   precision: str = "32-true") -> list[Path]:
+    """``samples.png`` (drawn with ``sample_options`` in the arithmetic of ``precision``); where the model offers them its density beside the data's,
     latent space (:func:`_latent_pictures`), layer trajectory, a diffusion model's forward and reverse processes
     (:func:`_diffusion_picture`) and score field, and probability table; and ``curves.png``, the training
     curves."""
@@ -152,7 +156,7 @@ def write_pictures(model, data: Data, directory: str | Path, sample_options: dic
     name = f"{model.model_name} on {data.name}"
     n = N_PICTURE_SAMPLES["image" if data.is_image else "sequence" if is_sequence(data) else "vector"]
     options = model.check_sample_options(sample_options or {})
-    samples = model.sample(n, **sample_labels(model, n), **options)
+    samples = sample_in_precision(model, n, precision, **sample_labels(model, n), **options)
     written = [save_samples_picture(samples, data, folder.picture(SAMPLES_PICTURE), title=f"samples of {name}")]
     points_2d = data.levels is None and data.shape == (2,)
     if points_2d and model.likelihood is not None and model.n_classes is None:

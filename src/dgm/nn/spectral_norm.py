@@ -53,12 +53,13 @@ class SpectralNorm(nn.Module):
         self.register_buffer("v", v)
 
     def forward(self, weight: Tensor) -> Tensor:
-        matrix = weight.flatten(1)
-        if self.training:
-            _, u, v = power_iteration(matrix.detach(), self.iterations, self.u)
-            self.u.copy_(u)
-            self.v.copy_(v)
-        return weight / self.sigma(matrix)
+        with torch.autocast(weight.device.type, enabled=False):  # σ in the weight's precision under mixed precision
+            matrix = weight.flatten(1)
+            if self.training:
+                _, u, v = power_iteration(matrix.detach(), self.iterations, self.u)
+                self.u.copy_(u)
+                self.v.copy_(v)
+            return weight / self.sigma(matrix)
 
     def sigma(self, matrix: Tensor) -> Tensor:
         """``uᵀ W v`` with the stored pair: differentiable in ``W``."""

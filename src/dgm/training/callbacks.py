@@ -141,8 +141,9 @@ class SampleQualityLog(EveryKthEpoch):
 
     The test evaluation runs with the averaged weights where the run keeps an EMA (Lightning's weight averaging
     swaps them in), so these are the EMA model's. ``metrics`` and ``n`` are those of
-    :func:`dgm.metrics.quality.model_quality` (``n`` samples against the first ``n`` test examples); the random
-    draws of sampling are undone afterwards with the rest of the evaluation's (:class:`RandomState`)."""
+    :func:`dgm.metrics.quality.model_quality` (``n`` samples, drawn in the training's precision, against the first
+    ``n`` test examples); the random draws of sampling are undone afterwards with the rest of the evaluation's
+    (:class:`RandomState`)."""
 
     def __init__(self, data, every: int = 1, metrics=None, n: int = 1000):
         super().__init__(every, "quality_every")
@@ -153,7 +154,7 @@ class SampleQualityLog(EveryKthEpoch):
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if self.due_epoch(trainer, pl_module) is None:
             return
-        values = model_quality(pl_module.model, self.data, self.metrics, n=self.n)
+        values = model_quality(pl_module.model, self.data, self.metrics, n=self.n, precision=trainer.precision)
         for name, value in values.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 pl_module.log(f"quality/{name}", float(value), sync_dist=False)
