@@ -148,10 +148,10 @@ def density_resolution(log_prob, bounds, seconds: float = DENSITY_SECONDS) -> in
 @torch.no_grad()
 def write_pictures(model, data: Data, directory: str | Path, sample_options: dict | None = None,
                    precision: str = "32-true") -> list[Path]:
-    """``samples.png`` (drawn with ``sample_options`` in the arithmetic of ``precision``); where the model offers them its density beside the data's,
-    latent space (:func:`_latent_pictures`), layer trajectory, a diffusion model's forward and reverse processes
-    (:func:`_diffusion_picture`) and score field, and probability table; and ``curves.png``, the training
-    curves."""
+    """``samples.png`` (drawn with ``sample_options`` in the arithmetic of ``precision``); where the model offers
+    them its density beside the data's, latent space (:func:`_latent_pictures`), layer trajectory, a diffusion
+    model's forward and reverse processes (:func:`_diffusion_picture`) and score field, and probability table; and
+    ``curves.png``, the training curves."""
     folder = RunFolder(directory)
     name = f"{model.model_name} on {data.name}"
     n = N_PICTURE_SAMPLES["image" if data.is_image else "sequence" if is_sequence(data) else "vector"]
