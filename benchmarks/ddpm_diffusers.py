@@ -65,10 +65,9 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from diffusers.training_utils import EMAModel
-from torch import Tensor, nn
+from torch import Tensor
 
 import dgm
-from dgm.core import autocast
 from dgm.data import load
 from dgm.metrics.features import InceptionFeatures
 from dgm.recipes import load_recipe
@@ -76,7 +75,8 @@ from dgm.training.progress import batches_per_epoch
 from doc_tables import write_between_markers  # benchmarks/doc_tables.py, beside this script
 from gan_dcgan import (SPEED_STEPS, SPEED_WARMUP, bare_loop, bare_loop_step, fit_option, fit_step,  # beside this
                        in_precision, parameters, per_step, train_dgm, training_batches)
-from image_fid import check_samples, fid, floor_fid, test_statistics, timed_samples  # beside this script
+from image_fid import (WithSampleOptions, check_samples, fid, floor_fid, test_statistics,  # beside this script
+                       timed_samples)
 
 RECIPE = "ddpm-mnist"
 UNET = {"block_out_channels": (32, 64, 64), "layers_per_block": 1,
@@ -137,18 +137,6 @@ class DDIMSampling:
         return ((image.clamp(-1, 1) + 1) * ((self.levels - 1) / 2)).round()
 
 
-class WithSampler:
-    """A dgm model whose ``sample(n)`` uses the sampler options ``options`` (none: the model's own sampler), in the
-    arithmetic of Lightning's ``precision``."""
-
-    def __init__(self, model: nn.Module, precision: str, **options):
-        self.model, self.precision, self.options = model, precision, options
-
-    def sample(self, n: int) -> Tensor:
-        with autocast(self.precision, self.model.device):
-            return self.model.sample(n, **self.options).float()
-
-
 def recipe_config() -> dict:
     recipe = load_recipe(RECIPE)
     return {key: recipe[key] for key in ("model", "model_options", "train")}
@@ -187,7 +175,7 @@ def benchmark(config: dict, extractor: InceptionFeatures, args) -> str:
     precision = fit_option(config, "precision")
     print_parameters(reference["parameters"], ours["parameters"])
     ours |= {"model": f"dgm ddpm (recipe {RECIPE})",
-             "samplers": [(DDIM, WithSampler(ours["generator"], precision, sampler="ddim", steps=DDIM_STEPS))]}
+             "samplers": [(DDIM, WithSampleOptions(ours["generator"], precision, sampler="ddim", steps=DDIM_STEPS))]}
     test = test_statistics(extractor, data, args.samples)
     rows = []
     for trained in (reference, ours):
@@ -263,8 +251,8 @@ def speed(config: dict, args) -> str:
 
     model.eval()
     samplers = [("diffusers UNet2DModel", DDIM, DDIMSampling(reference.unet.eval(), reference.scheduler, data.levels)),
-                ("dgm ddpm", DDIM, WithSampler(model, precision, sampler="ddim", steps=DDIM_STEPS)),
-                ("dgm ddpm", recipe_sampler(config), WithSampler(model, precision))]
+                ("dgm ddpm", DDIM, WithSampleOptions(model, precision, sampler="ddim", steps=DDIM_STEPS)),
+                ("dgm ddpm", recipe_sampler(config), WithSampleOptions(model, precision))]
     lines += ["", f"Sampling {SPEED_SAMPLES} images in one batch (the weights after the timed steps; the time does not "
               "depend on them):", "", "| model | sampler | seconds per 1000 samples | / diffusers |",
               "|---|---|---|---|"]

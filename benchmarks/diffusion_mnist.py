@@ -25,28 +25,15 @@ from pathlib import Path
 
 import torch
 from doc_tables import write_between_markers
-from image_fid import fid, floor_fid, test_statistics, timed_samples
+from image_fid import WithSampleOptions, fid, floor_fid, test_statistics, timed_samples
 
 from dgm import plots
-from dgm.core import autocast
 from dgm.metrics.features import InceptionFeatures
 from dgm.run_folder import RunFolder
 
 BOUND_TIMESTEPS = 100  # of the 999 middle steps: a standard error of 0.02 bits/dim on 1000 test images
 SWEEP = [("dpm_solver", 10), ("dpm_solver", 20), ("dpm_solver", 50), ("ddim", 20), ("ddim", 50), ("ddim", 100),
          ("ancestral", 20), ("ancestral", 1000)]
-
-
-class Sampler:
-    """``sample(n)`` of a model with fixed sampling options, under the run's precision, as float32 images."""
-
-    def __init__(self, model, precision: str, **options):
-        self.model, self.precision, self.options = model, precision, options
-        self.n_classes = model.n_classes
-
-    def sample(self, n: int, **condition) -> torch.Tensor:
-        with autocast(self.precision, self.model.device):
-            return self.model.sample(n, **condition, **self.options).float()
 
 
 def bits_per_dim(model, images: torch.Tensor, batch_size: int, **options) -> tuple[float, float, float]:
@@ -87,7 +74,7 @@ def main() -> None:
     options = {} if args.sampler is None else {"sampler": args.sampler, "steps": args.steps}
     name = f"{args.sampler}, {args.steps} steps" if options else \
         f"the run's sampler ({model.sampler_name}, {model.sampler_options})"
-    samples, seconds = timed_samples(Sampler(model, precision, **options), args.samples, 0, name)
+    samples, seconds = timed_samples(WithSampleOptions(model, precision, **options), args.samples, 0, name)
     test = test_statistics(extractor, data, args.samples)
     score = fid(extractor, test, samples, data)
     floor = f"{floor_fid(extractor, test, data, args.samples):.2f}" if args.floor else "not measured"
@@ -102,7 +89,7 @@ def main() -> None:
     sweep_test = test_statistics(extractor, data, args.sweep_samples)
     curves: dict[str, tuple[list[int], list[float]]] = {}
     for name, steps in SWEEP:
-        sweep_samples, seconds = timed_samples(Sampler(model, precision, sampler=name, steps=steps),
+        sweep_samples, seconds = timed_samples(WithSampleOptions(model, precision, sampler=name, steps=steps),
                                                args.sweep_samples, 1, f"{name} {steps}")
         score = fid(extractor, sweep_test, sweep_samples, data)
         curves.setdefault(name, ([], []))
