@@ -247,3 +247,20 @@ def test_picture_hooks_give_the_forward_process_the_reverse_path_and_the_true_sc
     alpha, sigma = model.schedule.alpha(t), model.schedule.sigma(t)
     true_score = -(x - alpha * MEAN) / (alpha ** 2 * STD ** 2 + sigma ** 2)
     assert torch.allclose(model.score(x, 0.3), true_score)
+
+
+def test_positional_encoding_is_nerfs_and_widens_the_mlps_input():
+    from dgm.models.diffusion.networks import positional_encoding
+    x = torch.tensor([[0.25, -0.5]], dtype=torch.float64)
+    angles = torch.tensor([math.pi / 4, math.pi / 2, -math.pi / 2, -math.pi], dtype=torch.float64)
+    expected = torch.cat([x[0], angles.sin(), angles.cos()])  # coordinate by coordinate, octave k = 0, 1 in turn
+    assert torch.allclose(positional_encoding(x, 2)[0], expected)
+    assert positional_encoding(x, 0) is x
+    model = dgm.create("ddpm", shape=(2,), hidden=[16], input_octaves=3)
+    assert model.network.layers[0].in_features == 2 * (1 + 2 * 3)
+    assert model.log_prob(torch.randn(4, 2), method="ode").shape == (4,)
+    for bad in (-1, 1.5):
+        with pytest.raises(ValueError, match="input_octaves"):
+            dgm.create("ncsn", shape=(2,), input_octaves=bad)
+    with pytest.raises(ValueError, match="input_octaves is an option of the MLP"):
+        dgm.create("ddpm", shape=(1, 8, 8), levels=256, input_octaves=2)

@@ -28,10 +28,11 @@ class DDPM(DiffusionModel):
                  multipliers: Sequence[int] = (1, 2, 2), blocks_per_level: int = 2,
                  attention_levels: Sequence[int] = (2,), dropout: float = 0.0, groups: int = 8,
                  patch: int = 1, n_classes: int | None = None, label_dropout: float = 0.1, sampler: str = "ddim",
-                 sampler_options: dict | None = None):
+                 sampler_options: dict | None = None, input_octaves: int = 0):
         default_options = {"steps": min(50, steps)}
         super().__init__(shape, levels, VariancePreserving(steps, schedule), prediction, loss, variance, times,
                          n_classes, label_dropout, sampler,
                          default_options if sampler_options is None else sampler_options)
         self.network = denoising_network(self.shape, self.output_factor, self.n_classes, hidden, width,
-                                         multipliers, blocks_per_level, attention_levels, dropout, groups, patch)
+                                         multipliers, blocks_per_level, attention_levels, dropout, groups, patch,
+                                         input_octaves)

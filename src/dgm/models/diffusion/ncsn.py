@@ -30,10 +30,12 @@ class NCSN(DiffusionModel):
                  width: int = 32, multipliers: Sequence[int] = (1, 2, 2), blocks_per_level: int = 2,
                  attention_levels: Sequence[int] = (2,), dropout: float = 0.0, groups: int = 8,
                  patch: int = 1, n_classes: int | None = None, label_dropout: float = 0.1,
-                 sampler: str = "annealed_langevin", sampler_options: dict | None = None):
+                 sampler: str = "annealed_langevin", sampler_options: dict | None = None,
+                 input_octaves: int = 0):
         default_options = {"steps": noise_levels} if sampler == "annealed_langevin" else {}
         super().__init__(shape, levels, VarianceExploding(noise_levels, sigma_min, sigma_max), "epsilon", "simple",
                          "posterior", times, n_classes, label_dropout, sampler,
                          default_options if sampler_options is None else sampler_options)
         self.network = denoising_network(self.shape, self.output_factor, self.n_classes, hidden, width,
-                                         multipliers, blocks_per_level, attention_levels, dropout, groups, patch)
+                                         multipliers, blocks_per_level, attention_levels, dropout, groups, patch,
+                                         input_octaves)
