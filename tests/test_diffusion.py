@@ -264,3 +264,40 @@ def test_positional_encoding_is_nerfs_and_widens_the_mlps_input():
             dgm.create("ncsn", shape=(2,), input_octaves=bad)
     with pytest.raises(ValueError, match="input_octaves is an option of the MLP"):
         dgm.create("ddpm", shape=(1, 8, 8), levels=256, input_octaves=2)
+
+
+class LearnedVarianceOracle(nn.Module):
+    """The Gaussian oracle's ``ε̂`` beside a constant interpolation ``v`` for every entry (learned variances)."""
+
+    def __init__(self, oracle, interpolation):
+        super().__init__()
+        self.oracle, self.interpolation = oracle, interpolation
+
+    def forward(self, x_t, scaled_t, labels=None):
+        epsilon = self.oracle(x_t, scaled_t)
+        return torch.cat([epsilon, torch.full_like(epsilon, self.interpolation)], dim=1)
+
+
+@pytest.mark.parametrize("interpolation, fixed", [(0.0, "posterior"), (1.0, "forward")])
+def test_learned_variances_at_the_ends_give_the_fixed_bounds(interpolation, fixed):
+    """``log Σ = v log β + (1 − v) log β̃`` per entry: ``v = 0`` is the posterior's bound, ``v = 1`` the forward one's,
+    term by term (the same draws of steps and noise)."""
+    learned = oracle_model(steps=20, variance="learned", loss="hybrid")
+    learned.network = LearnedVarianceOracle(learned.network, interpolation)
+    reference = oracle_model(steps=20, variance=fixed)
+    x = MEAN + STD * torch.randn(50, 2, dtype=torch.float64)
+    torch.manual_seed(5)
+    bound = learned.log_prob(x, timesteps=5)
+    torch.manual_seed(5)
+    assert torch.allclose(bound, reference.log_prob(x, timesteps=5))
+
+
+def test_hybrid_loss_trains_on_images():
+    """The hybrid loss's bound term has one variance per pixel (the case that once failed to broadcast)."""
+    torch.manual_seed(6)
+    model = dgm.create("ddpm", shape=(1, 8, 8), levels=256, steps=20, width=8, multipliers=[1], blocks_per_level=1,
+                       attention_levels=[], groups=4, variance="learned", loss="hybrid")
+    losses = model.loss(torch.randint(0, 256, (6, 1, 8, 8)).float())
+    assert torch.isfinite(losses["loss"]) and losses["vlb_per_dim"] > 0
+    losses["loss"].backward()
+    assert model.log_prob(torch.randint(0, 256, (3, 1, 8, 8)).float(), timesteps=4).shape == (3,)

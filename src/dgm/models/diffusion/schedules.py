@@ -79,7 +79,10 @@ class NoiseSchedule(nn.Module):
 
 
 def broadcast(per_example: Tensor, like: Tensor) -> Tensor:
-    """``(N,)`` → ``(N, 1, …, 1)``, to multiply each example of ``like`` ``(N, …)``."""
+    """``(N,)`` → ``(N, 1, …, 1)``, to multiply each example of ``like`` ``(N, …)``; a tensor that already has
+    ``like``'s dimensions (learned variances, one per entry) is returned as it is."""
+    if per_example.dim() == like.dim():
+        return per_example
     return per_example.reshape(-1, *[1] * (like.dim() - 1))
 
 
