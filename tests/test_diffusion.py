@@ -301,3 +301,11 @@ def test_hybrid_loss_trains_on_images():
     assert torch.isfinite(losses["loss"]) and losses["vlb_per_dim"] > 0
     losses["loss"].backward()
     assert model.log_prob(torch.randint(0, 256, (3, 1, 8, 8)).float(), timesteps=4).shape == (3,)
+
+
+def test_the_likelihood_label_follows_the_default_method():
+    """NCSN's default is the probability-flow ODE, exact for vectors; DDPM's the bound; discrete data a bound."""
+    assert dgm.create("ncsn", shape=(2,)).likelihood == "exact"
+    assert dgm.create("ddpm", shape=(2,)).likelihood == "lower_bound"
+    assert dgm.create("ncsn", shape=(1, 8, 8), levels=256, width=8, multipliers=[1], blocks_per_level=1,
+                      attention_levels=[], groups=4).likelihood == "lower_bound"

@@ -35,8 +35,9 @@ any two times, so that the learned variance serves strided samplers too.
   unbiased for images). Discrete data are dequantized uniformly in their bins (:mod:`dgm.distributions.codec`,
   bins of width ``2h``): ``log P(x) ≥ E_u[log p(x̃ + h(2u − 1))] + D log 2h``.
 
-Both are lower bounds for discrete data (``likelihood = "lower_bound"``); for vectors ``"ode"`` is the density of
-the ODE's own model, exact up to the solver's tolerance, and ``"vlb"`` a bound on the density of the chain's.
+Both are lower bounds for discrete data; for vectors ``"ode"`` is the density of the ODE's own model, exact up to the
+solver's tolerance, and ``"vlb"`` a bound on the density of the chain's. ``likelihood`` labels the default method:
+``"exact"`` for vectors under a schedule without a bound (NCSN), ``"lower_bound"`` otherwise.
 
 **Classes**: with ``n_classes`` the network reads a label; during training it is replaced by the null label with
 probability ``label_dropout``, so that one network learns both ``ε(x, y)`` and ``ε(x)``, and sampling with
@@ -83,7 +84,13 @@ class DiffusionModel(GenerativeModel):
     """A denoising network on a schedule (module docstring). Subclasses build ``schedule`` and ``network``
     (``network(x_t, 1000 t, labels) → (N, k·C, …)``, ``k = 2`` with learned variances) and pass the rest here."""
 
-    likelihood = "lower_bound"
+    @property
+    def likelihood(self) -> str:
+        """What ``log_prob(x)`` gives by default: the exact density of the probability-flow ODE's model for vectors
+        of a schedule without a variational bound (NCSN's variance-exploding ladder), a lower bound otherwise (the
+        VLB, or the ODE on dequantized discrete data)."""
+        ode_on_vectors = self.levels is None and not isinstance(self.schedule, VariancePreserving)
+        return "exact" if ode_on_vectors else "lower_bound"
 
     def __init__(self, shape: tuple[int, ...], levels: int | None, schedule: NoiseSchedule, prediction: str,
                  loss: str, variance: str, times: str, n_classes: int | None, label_dropout: float, sampler: str,
@@ -294,7 +301,7 @@ class DiffusionModel(GenerativeModel):
     def log_prob(self, x: Tensor, labels: Tensor | None = None, method: str | None = None,
                  timesteps: int = BOUND_TIMESTEPS,
                  trace: str | None = None, solver: str = "dopri5", atol: float = 1e-5, rtol: float = 1e-5) -> Tensor:
-        """A lower bound on ``log p(x)`` by the variational bound or the probability-flow ODE (module docstring),
+        """``log p(x)`` by the variational bound or the probability-flow ODE (module docstring; see ``likelihood``),
         ``(N,)`` nats; the default ``method`` is ``"vlb"`` for variance-preserving schedules and ``"ode"`` otherwise.
         ``timesteps`` serves ``"vlb"``; ``trace`` (exact for vectors, Hutchinson for images by default),
         ``solver``, ``atol``, ``rtol`` serve ``"ode"``."""
