@@ -85,11 +85,17 @@ class DiffusionModel(GenerativeModel):
     (``network(x_t, 1000 t, labels) → (N, k·C, …)``, ``k = 2`` with learned variances) and pass the rest here."""
 
     @property
+    def default_likelihood_method(self) -> str:
+        """``log_prob``'s default ``method``: ``"vlb"`` where the schedule has a variational bound (variance
+        preserving), ``"ode"`` otherwise."""
+        return "vlb" if isinstance(self.schedule, VariancePreserving) else "ode"
+
+    @property
     def likelihood(self) -> str:
         """What ``log_prob(x)`` gives by default: the exact density of the probability-flow ODE's model for vectors
         of a schedule without a variational bound (NCSN's variance-exploding ladder), a lower bound otherwise (the
         VLB, or the ODE on dequantized discrete data)."""
-        ode_on_vectors = self.levels is None and not isinstance(self.schedule, VariancePreserving)
+        ode_on_vectors = self.levels is None and self.default_likelihood_method == "ode"
         return "exact" if ode_on_vectors else "lower_bound"
 
     def __init__(self, shape: tuple[int, ...], levels: int | None, schedule: NoiseSchedule, prediction: str,
@@ -305,8 +311,7 @@ class DiffusionModel(GenerativeModel):
         ``(N,)`` nats; the default ``method`` is ``"vlb"`` for variance-preserving schedules and ``"ode"`` otherwise.
         ``timesteps`` serves ``"vlb"``; ``trace`` (exact for vectors, Hutchinson for images by default),
         ``solver``, ``atol``, ``rtol`` serve ``"ode"``."""
-        vlb_exists = isinstance(self.schedule, VariancePreserving)
-        method = choose(method or ("vlb" if vlb_exists else "ode"), METHODS, "method")
+        method = choose(method or self.default_likelihood_method, METHODS, "method")
         labels = self.labels_of(labels, len(x))
         if method == "vlb":
             return self.variational_bound(x, labels, timesteps)

@@ -14,9 +14,8 @@ the sharp edges of the checkerboard) is such a function at small noise.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
