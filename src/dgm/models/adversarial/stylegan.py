@@ -143,7 +143,7 @@ class StyleGAN(GANModel):
         if not self.training:
             return w
         with torch.no_grad():
-            self.generator.w_mean.lerp_(w[:, 0].mean(dim=0), 1 - W_MEAN_DECAY)
+            self.generator.w_mean.lerp_(w[:, 0].mean(dim=0).float(), 1 - W_MEAN_DECAY)
         return mix_randomly(w, self.generator.styles(self.draw_latents(n), labels), self.style_mixing)
 
     def truncate(self, w: Tensor, psi: float | None) -> Tensor:
@@ -152,7 +152,7 @@ class StyleGAN(GANModel):
             return w
         if not _is_number(psi):
             raise ValueError(f"psi must be a number (0.7 in the course; 0 gives w̄, 1 no truncation), got {psi!r}")
-        return torch.lerp(self.generator.w_mean, w, float(psi))
+        return torch.lerp(self.generator.w_mean.to(w.dtype), w, float(psi))
 
     def styles_of(self, z: Tensor, labels: Tensor | None, psi: float | None = None) -> Tensor:
         """The ``w`` of each block for given latents ``z`` ``(N, latent_dim)``, truncated by ``psi``: no mixing."""
