@@ -309,3 +309,48 @@ def test_the_likelihood_label_follows_the_default_method():
     assert dgm.create("ddpm", shape=(2,)).likelihood == "lower_bound"
     assert dgm.create("ncsn", shape=(1, 8, 8), levels=256, width=8, multipliers=[1], blocks_per_level=1,
                       attention_levels=[], groups=4).likelihood == "lower_bound"
+
+
+@pytest.mark.parametrize("schedule", [VariancePreserving(50, "linear"), VariancePreserving(50, "cosine"),
+                                      VarianceExploding(10, 0.01, 5.0)])
+def test_a_time_is_found_from_its_log_snr_and_likelihood_weighting_is_its_rate(schedule):
+    """``time_of_log_snr`` inverts ``log_snr``; Song et al.'s likelihood weighting ``g²/σ²`` is ``−dλ/dt``."""
+    t = torch.tensor([1e-5, 0.013, 0.31, 0.57, 0.93, 1.0], dtype=torch.float64)
+    assert torch.allclose(schedule.time_of_log_snr(schedule.log_snr(t), 1e-5), t, rtol=1e-9, atol=1e-12)
+    inside = t[1:-1].requires_grad_()
+    (rate,) = torch.autograd.grad(-schedule.log_snr(inside).sum(), inside)
+    torch.testing.assert_close(rate, schedule.diffusion_squared(inside.detach()) / schedule.sigma(inside.detach()) ** 2)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_the_likelihood_loss_of_the_optimal_denoiser_is_the_closed_form_diffusion_loss(kind):
+    """On data ``N(μ, s² I)`` the optimal ``ε̂`` leaves ``E‖ε − ε̂‖² = D s² e^λ / (1 + s² e^λ)`` at log-SNR ``λ``, so
+    ``L_∞ = ½ D [log(1 + s² e^λ)]`` between the ends, whatever the schedule (Kingma et al., 2021): the loss must give
+    that per dimension with times uniform in ``λ`` and the weight ``½ (λ(ε) − λ(1))``."""
+    model = oracle_model(steps=100, schedule=kind, loss="likelihood", times="continuous")
+    lowest, highest = model.log_snr_range()
+    expected = 0.5 * (math.log1p(STD ** 2 * math.exp(highest)) - math.log1p(STD ** 2 * math.exp(lowest)))
+    torch.manual_seed(4)
+    x = MEAN + STD * torch.randn(200_000, 2, dtype=torch.float64)
+    with torch.no_grad():
+        losses = torch.stack([model.loss(chunk)["diffusion_loss_per_dim"] for chunk in x.split(1000)])
+    assert losses.mean().item() == pytest.approx(expected, abs=4 * losses.std().item() / len(losses) ** 0.5)
+    t = model.draw_times(100_000)
+    assert t.min() >= 1e-5 and t.max() <= 1
+    counts = torch.histc(model.schedule.log_snr(t), 10, lowest, highest)
+    assert (counts - 10_000).abs().max() < 4 * 100  # uniform in log-SNR: 10 000 ± 95 per bin
+
+
+def test_the_likelihood_loss_weights_each_prediction_as_its_noise_error():
+    """``½ Δλ ‖ε̂ − ε‖²`` from each prediction's own squared error (factors 1, α²/σ², α²)."""
+    torch.manual_seed(5)
+    for prediction in ("epsilon", "x0", "v"):
+        model = dgm.create("ddpm", shape=(3,), prediction=prediction, loss="likelihood", times="continuous").double()
+        x0, noise, raw = torch.randn(6, 3).double(), torch.randn(6, 3).double(), torch.randn(6, 3).double()
+        t = model.draw_times(6)
+        x_t = model.schedule.diffuse(x0, t, noise)
+        lowest, highest = model.log_snr_range()
+        expected = 0.5 * (highest - lowest) * (model.interpret(raw, x_t, t).epsilon - noise).pow(2).sum(1)
+        torch.testing.assert_close(model.diffusion_loss((raw - model.target(x0, noise, t)) ** 2, t), expected)
+    with pytest.raises(ValueError, match="times='continuous'"):
+        dgm.create("ddpm", shape=(2,), loss="likelihood")

@@ -11,6 +11,13 @@ variance-preserving process only). Each gives the other two through ``x_t = α x
 prediction it is the ``σ²``-weighted denoising score matching of NCSN (Song & Ermon, 2019, eq. 6): with the score
 ``s = −ε̂/σ``, ``σ² ‖s + ε/σ‖² = ‖ε̂ − ε‖²``. ``loss="hybrid"`` adds improved DDPM's ``λ L_vlb`` with ``λ = 0.001``
 and the mean's gradient stopped in it (Nichol & Dhariwal, 2021, §3.1), to learn the variances.
+``loss="likelihood"`` trains for likelihood: the likelihood weighting ``g(t)²`` of the score loss (Song, Durkan,
+Murray & Ermon, 2021, "Maximum likelihood training of score-based diffusion models", Theorem 1), which in ``ε`` is
+``g²/σ² ‖ε̂ − ε‖²`` with ``g²/σ² = −dλ/dt`` for the log-SNR ``λ = log(α²/σ²)``, drawn with their importance
+sampling: times uniform in ``λ`` between ``λ(1)`` and ``λ(ε)``, each weighted ``½ (λ(ε) − λ(1))``. Per example it
+is the continuous-time diffusion loss ``L_∞ = ½ ∫ E‖ε − ε̂‖² dλ`` of Kingma, Salimans, Poole & Ho (2021,
+"Variational diffusion models"), the part of their bound that the network controls; it weights the small noise
+levels, where the probability-flow likelihood is decided, far more than ``L_simple``. It needs continuous times.
 
 **Variances of the reverse steps** (``variance``): the posterior's ``β̃`` or the forward step's ``β`` (DDPM §3.2),
 or learned: an extra output ``v`` per entry sets ``log Σ = v log β + (1 − v) log β̃`` (improved DDPM, eq. 15) between
@@ -62,7 +69,7 @@ from dgm.models.diffusion.samplers import (VARIANCES, Denoiser, Prediction, Samp
 from dgm.models.diffusion.schedules import NoiseSchedule, VariancePreserving, broadcast
 
 PREDICTIONS = ("epsilon", "x0", "v")
-LOSSES = ("simple", "hybrid")
+LOSSES = ("simple", "hybrid", "likelihood")
 METHODS = ("vlb", "ode")
 TIME_SAMPLINGS = ("discrete", "continuous")
 TRACES = ("exact", "hutchinson")
@@ -110,6 +117,9 @@ class DiffusionModel(GenerativeModel):
         choose(times, TIME_SAMPLINGS, "times")
         if times == "continuous" and loss == "hybrid":
             raise ValueError("the hybrid loss's bound is a sum over the discrete steps: use times='discrete'")
+        if times == "discrete" and loss == "likelihood":
+            raise ValueError("the likelihood weighting draws continuous times, uniform in log-SNR on [ε, 1]: use "
+                             "times='continuous'")
         if prediction == "v" and not isinstance(schedule, VariancePreserving):
             raise ValueError("v-prediction needs a variance-preserving schedule (α² + σ² = 1)")
         if (loss == "hybrid") != (variance == "learned"):
@@ -183,7 +193,12 @@ class DiffusionModel(GenerativeModel):
     def draw_times(self, n: int) -> Tensor:
         """One time per example: a discrete ``t_i = i/T``, ``i`` uniform on ``1 … T`` (DDPM), or uniform on
         ``[ε, 1]`` (``times="continuous"``, Song et al. 2021), which also trains the network below the first step,
-        where the probability-flow likelihood starts."""
+        where the probability-flow likelihood starts; for the likelihood weighting, uniform in log-SNR on
+        ``[ε, 1]``."""
+        if self.objective == "likelihood":
+            lowest, highest = self.log_snr_range()
+            log_snr = lowest + (highest - lowest) * torch.rand(n, dtype=torch.float64, device=self.device)
+            return self.schedule.time_of_log_snr(log_snr, LIKELIHOOD_START).to(self.dtype)
         if self.time_sampling == "continuous":
             return LIKELIHOOD_START + (1 - LIKELIHOOD_START) * torch.rand(n, dtype=self.dtype, device=self.device)
         steps = torch.randint(1, self.schedule.steps + 1, (n,), device=self.device)
@@ -205,12 +220,30 @@ class DiffusionModel(GenerativeModel):
         x_t = self.schedule.diffuse(x0, t, noise)
         output = self.network(x_t, TIME_SCALE * t, labels)
         raw = output.chunk(2, dim=1)[0] if self.variance == "learned" else output
-        simple = (raw - self.target(x0, noise, t)).pow(2).mean()
+        squared_error = (raw - self.target(x0, noise, t)).pow(2)
+        simple = squared_error.mean()
         if self.objective == "simple":
             return {"loss": simple, "mse": simple}
+        if self.objective == "likelihood":
+            diffusion = self.diffusion_loss(squared_error, t).mean() / x[0].numel()
+            return {"loss": diffusion, "mse": simple, "diffusion_loss_per_dim": diffusion}
         mean_stopped = torch.cat([raw.detach(), output.chunk(2, dim=1)[1]], dim=1)
         vlb = self.schedule.steps * self.bound_terms(x, x0, x_t, t, mean_stopped).mean() / x[0].numel()
         return {"loss": simple + HYBRID_WEIGHT * vlb, "mse": simple, "vlb_per_dim": vlb}
+
+    def log_snr_range(self) -> tuple[float, float]:
+        """``λ(1)`` and ``λ(ε)``, the log-SNR at the ends of the continuous times."""
+        ends = self.schedule.log_snr(torch.tensor([1.0, LIKELIHOOD_START], dtype=torch.float64))
+        return float(ends[0]), float(ends[1])
+
+    def diffusion_loss(self, squared_error: Tensor, t: Tensor) -> Tensor:
+        """``½ (λ(ε) − λ(1)) ‖ε̂ − ε‖²`` per example ``(N,)`` from the squared error of the network's own target at
+        times uniform in log-SNR: ``‖ε̂ − ε‖²`` is that error times 1 (``ε``), ``α²/σ²`` (``x_0``) or ``α²`` (``v``,
+        since ``ε = σ x_t + α v``)."""
+        lowest, highest = self.log_snr_range()
+        alpha = self.schedule.alpha(t)
+        factor = {"epsilon": torch.ones_like(t), "x0": (alpha / self.schedule.sigma(t)) ** 2, "v": alpha ** 2}
+        return 0.5 * (highest - lowest) * factor[self.prediction] * sum_per_example(squared_error)
 
     # -- the variational bound ----------------------------------------------------------------------------------
     def bound_terms(self, x: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, output: Tensor) -> Tensor:

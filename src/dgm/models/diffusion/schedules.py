@@ -37,6 +37,7 @@ from dgm.core import check_integer
 VP_KINDS = ("linear", "cosine")
 COSINE_OFFSET = 0.008  # improved DDPM's s, which keeps β_1 from being too small
 MAX_BETA = 0.999  # improved DDPM's clip of the cosine schedule's last steps
+BISECTION_STEPS = 60  # halvings of [start, 1] that find a time from its log-SNR to float64's resolution
 BETA_MIN, BETA_MAX = 0.1, 20.0  # the linear schedule's β(t) at t = 0 and 1: DDPM's 1e-4 and 0.02 times 1000 steps
 
 
@@ -62,6 +63,17 @@ class NoiseSchedule(nn.Module):
     def log_snr(self, t: Tensor) -> Tensor:
         """``log(α²/σ²)``, the log signal-to-noise ratio (Kingma et al., 2021, §3.2): falls as ``t`` grows."""
         return 2 * (self.alpha(t).log() - self.sigma(t).log())
+
+    def time_of_log_snr(self, log_snr: Tensor, start: float = 0.0) -> Tensor:
+        """The time ``t ∈ [start, 1]`` whose :meth:`log_snr` is the given one, ``(N,)``, by bisection in float64
+        (the log-SNR falls monotonically in ``t``; values outside its range give the interval's ends)."""
+        target = log_snr.double()
+        low, high = torch.full_like(target, start), torch.ones_like(target)
+        for _ in range(BISECTION_STEPS):
+            middle = (low + high) / 2
+            above = self.log_snr(middle) > target
+            low, high = torch.where(above, middle, low), torch.where(above, high, middle)
+        return ((low + high) / 2).to(log_snr.dtype)
 
     def times(self, count: int | None = None) -> Tensor:
         """``count`` (by default all ``steps``) of the discrete times ``t_i``, evenly spaced from ``t_steps = 1``
