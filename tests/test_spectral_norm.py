@@ -76,3 +76,18 @@ def test_evaluation_keeps_the_pair_and_bad_arguments_are_refused():
         spectral_norm(nn.Linear(4, 3), name="bias")
     with pytest.raises(ValueError, match="iterations"):
         spectral_norm(nn.Linear(4, 3), iterations=0)
+
+
+def test_an_averaged_pair_shorter_than_unit_length_still_normalises_the_weight():
+    """An EMA averages ``u`` and ``v`` with the weights; where the vectors turned, the average is short. Evaluation
+    iterates from its direction, so the weight still has spectral norm 1 (``uᵀ W v`` of the short pair would make it
+    100)."""
+    torch.manual_seed(1)
+    layer = spectral_norm(nn.Linear(16, 8))
+    for _ in range(20):
+        layer(torch.randn(4, 16))
+    parametrization = layer.parametrizations.weight[0]
+    parametrization.u.mul_(0.1)
+    parametrization.v.mul_(0.1)
+    layer.eval()
+    assert abs(torch.linalg.matrix_norm(layer.weight.detach(), ord=2).item() - 1) < 1e-3

@@ -9,7 +9,11 @@ on a pair of vectors ``(u, v)`` kept between calls (the course's ``power_iterati
 
 In training each call takes ``iterations`` steps from the stored pair (one is enough: the weights move little
 between steps, Algorithm 1) and stores the new pair; ``u`` and ``v`` are constants for the gradient, which flows
-through ``W`` in both ``W`` and ``σ = uᵀ W v``. In evaluation the pair stays as it is. :func:`spectral_norm`
+through ``W`` in both ``W`` and ``σ = uᵀ W v``. In evaluation the same steps run from the stored ``u`` but the new
+pair is not stored, so that the layer is a function of its state, and an average of weights and pairs (the EMA of a
+run) takes its ``σ`` from its own averaged ``W``: an averaged pair is shorter than unit length where the vectors
+turned during training, and its ``uᵀ W v`` would underestimate ``σ`` (a critic of an EMA run, read with the stored
+pair, gave outputs in the thousands). :func:`spectral_norm`
 registers it as a parametrization of a layer (``torch.nn.utils.parametrize``), like PyTorch's own, which it is
 tested against.
 """
@@ -55,14 +59,14 @@ class SpectralNorm(nn.Module):
     def forward(self, weight: Tensor) -> Tensor:
         with torch.autocast(weight.device.type, enabled=False):  # σ in the weight's precision under mixed precision
             matrix = weight.flatten(1)
+            _, u, v = power_iteration(matrix.detach(), self.iterations, self.u)
             if self.training:
-                _, u, v = power_iteration(matrix.detach(), self.iterations, self.u)
                 self.u.copy_(u)
                 self.v.copy_(v)
-            return weight / self.sigma(matrix)
+            return weight / (u @ matrix @ v)  # differentiable in W; the pair is a constant
 
     def sigma(self, matrix: Tensor) -> Tensor:
-        """``uᵀ W v`` with the stored pair: differentiable in ``W``."""
+        """``uᵀ W v`` with the stored pair, the estimate of the last training call."""
         return self.u @ matrix @ self.v
 
 

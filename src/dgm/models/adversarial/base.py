@@ -23,7 +23,9 @@ Data convention: continuous data enter the networks as they are. Discrete data (
 the critic as ``2 x / (levels − 1) − 1`` in ``[−1, 1]``, the range of the generator's ``tanh`` output, and samples
 are that output mapped back and rounded to the nearest level. ``sample(n, truncation=t)`` draws the latent ``z``
 from a standard normal truncated to ``[−t, t]`` (each entry outside redrawn: the truncation trick of BigGAN, Brock et
-al., 2019, §3.1), trading variety for quality.
+al., 2019, §3.1), trading variety for quality. After :meth:`~GANModel.calibrate_rejection` on real data,
+``sample(n, rejection=True)`` keeps each sample with a probability from the critic's density ratio (discriminator
+rejection sampling, :mod:`dgm.models.adversarial.rejection`).
 """
 from __future__ import annotations
 
@@ -36,8 +38,10 @@ from dgm.core import AdversarialModel, Losses, Update, check_integer, check_leve
 from dgm.distributions.codec import to_interval, to_levels
 from dgm.models.adversarial.losses import (FDivergence, Wasserstein, adversarial_loss, gradient_penalty,
                                            r1_penalty)
+from dgm.models.adversarial.rejection import RATIO_BINS, fit_log_ratio, log_ratio_of, rejection_sample
 from dgm.nn.spectral_norm import normalise_every_layer
 
+CALIBRATION_BATCH = 1000  # examples per critic call while calibrating rejection sampling
 TRUNCATION_REDRAWS = 100  # rounds of redrawing latent entries outside [−t, t]; the chance one survives is tiny
 
 
@@ -89,6 +93,9 @@ class GANModel(AdversarialModel):
         self.critic_lr = _positive_or_none(critic_lr, "critic_lr")
         self.adam_betas = check_betas(betas)
         self.n_classes = None if n_classes is None else check_integer(n_classes, "n_classes", 2)
+        self.register_buffer("rejection_edges", torch.zeros(RATIO_BINS - 1, dtype=torch.float64))
+        self.register_buffer("rejection_log_ratio", torch.zeros(RATIO_BINS, dtype=torch.float64))
+        self.register_buffer("rejection_calibrated", torch.tensor(False))
 
     def finish_critic(self) -> None:
         """Apply spectral normalisation to every linear and convolutional layer of ``self.critic`` if asked."""
@@ -129,9 +136,38 @@ class GANModel(AdversarialModel):
         return self.generator(self.draw_latents(n), labels)
 
     @torch.no_grad()
-    def sample(self, n: int, labels: Tensor | None = None, truncation: float | None = None) -> Tensor:
+    def sample(self, n: int, labels: Tensor | None = None, truncation: float | None = None,
+               rejection: bool = False) -> Tensor:
         labels = self.labels_of(labels, n)
-        return self.to_data(self.generator(self.draw_latents(n, truncation), labels))
+        if not rejection:
+            return self.to_data(self.generator(self.draw_latents(n, truncation), labels))
+        if labels is not None:
+            raise ValueError("rejection sampling serves unconditional GANs only")
+        if not self.rejection_calibrated:
+            raise ValueError("rejection=True needs a calibrated critic: call calibrate_rejection(real data) first")
+        edges, log_ratio = self.rejection_edges, self.rejection_log_ratio
+        outputs = rejection_sample(lambda k: self.generator(self.draw_latents(k, truncation), None),
+                                   lambda y: log_ratio_of(self.critic(y, None), edges, log_ratio), n,
+                                   float(log_ratio.max()))
+        return self.to_data(outputs)
+
+    @torch.no_grad()
+    def calibrate_rejection(self, real: Tensor) -> dict:
+        """Calibrate the critic's density ratio on ``real`` examples (at least 500) against as many samples of the
+        generator (see :mod:`~dgm.models.adversarial.rejection`) for ``sample(n, rejection=True)``; returns the
+        largest log-ratio ``log M`` and the acceptance rate ``E_G[r] / M`` it implies."""
+        if self.n_classes is not None:
+            raise ValueError("rejection sampling serves unconditional GANs only")
+        on_real = torch.cat([self.critic(self.to_network(batch.to(self.device)), None) for batch in
+                             real.split(CALIBRATION_BATCH)])
+        on_fake = torch.cat([self.critic(self.generator(self.draw_latents(len(batch)), None), None) for batch in
+                             real.split(CALIBRATION_BATCH)])
+        edges, log_ratio = fit_log_ratio(on_real, on_fake)
+        self.rejection_edges.copy_(edges)
+        self.rejection_log_ratio.copy_(log_ratio)
+        self.rejection_calibrated.fill_(True)
+        log_bound = float(log_ratio.max())
+        return {"log_bound": log_bound, "acceptance": float((log_ratio - log_bound).exp().mean())}
 
     # -- the objectives -----------------------------------------------------------------------------------------
     def critic_outputs(self, real: Tensor, fake: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,96 @@
+"""Discriminator rejection sampling: the binned critic ratio recovers a known log density ratio, the rejection sampler draws
+the target exactly when the ratio is right, and a GAN whose critic outputs the true log-ratio of the data to its
+generator samples the data after calibration."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import dgm
+from dgm.models.adversarial.rejection import fit_log_ratio, log_ratio_of, rejection_sample
+
+
+def test_binned_ratio_recovers_the_log_ratio_of_two_gaussians():
+    """Critic outputs ``N(1, 1)`` on real and ``N(0, 1)`` on fake examples (``log r(d) = d − ½``): each bin's ratio
+    is ``P_real(bin) / P_fake(bin)`` of the two normals, within 4 standard errors of its counts."""
+    torch.manual_seed(0)
+    n = 400_000
+    on_real, on_fake = 1 + torch.randn(n, dtype=torch.float64), torch.randn(n, dtype=torch.float64)
+    edges, log_ratio = fit_log_ratio(on_real, on_fake)
+    assert edges.shape == (49,) and log_ratio.shape == (50,)
+    normal = torch.distributions.Normal(0.0, 1.0)
+    bounds = torch.cat([torch.tensor([-math.inf]), edges, torch.tensor([math.inf])]).double()
+    real_share, fake_share = (normal.cdf(bounds - shift).diff() for shift in (1.0, 0.0))
+    standard_error = (1 / (n * real_share) + 1 / (n * fake_share)).sqrt()
+    assert ((log_ratio - (real_share / fake_share).log()).abs() < 4 * standard_error).all()
+    centres = (edges[1:] + edges[:-1]) / 2
+    torch.testing.assert_close(log_ratio_of(centres, edges, log_ratio), log_ratio[1:-1])
+    edges, log_ratio = fit_log_ratio(torch.randn(1000), 10 + torch.randn(1000))  # disjoint: no real in most bins
+    assert torch.isfinite(log_ratio[0]) and torch.isneginf(log_ratio[1:]).all()  # every real below the first edge
+    with pytest.raises(ValueError, match="at least 500"):
+        fit_log_ratio(torch.zeros(499), torch.zeros(499))
+
+
+def test_rejection_with_the_true_ratio_draws_the_target():
+    """Candidates ``N(0, 2²)``, target ``N(0, 1)``: ``r = 2 exp(−3x²/8) ≤ 2``; half the candidates are kept."""
+    torch.manual_seed(1)
+    proposed = []
+
+    def propose(k):
+        proposed.append(k)
+        return 2 * torch.randn(k, dtype=torch.float64)
+
+    x = rejection_sample(propose, lambda y: math.log(2) - 3 * y ** 2 / 8, 100_000, math.log(2))
+    assert len(x) == 100_000
+    assert x.mean().item() == pytest.approx(0, abs=4 / 100_000 ** 0.5)
+    assert x.var().item() == pytest.approx(1, abs=4 * 2 ** 0.5 / 100_000 ** 0.5)
+    assert (x.abs() > 1.96).double().mean().item() == pytest.approx(0.05, abs=0.003)  # the tails, not only moments
+    assert len(proposed) in (2, 3)  # 100 000 asked per round, about half kept
+    with pytest.raises(RuntimeError, match="rejects nearly every sample"):
+        rejection_sample(lambda k: torch.zeros(k), lambda y: y - 1e3, 5, 0.0)
+
+
+class WideGenerator(nn.Module):
+    """``G(z) = 2 z``: the generator's samples follow ``N(0, 4 I)``."""
+
+    def forward(self, z, labels=None):
+        return 2 * z
+
+
+class LogRatioCritic(nn.Module):
+    """The true ``log p_data / p_G`` for data ``N(0, I)`` and the generator above, in 2D: ``log 4 − 3|x|²/8``."""
+
+    def forward(self, x, labels=None):
+        return math.log(4) - 3 * x.pow(2).sum(1) / 8
+
+
+def test_a_gan_with_the_true_critic_samples_the_data_after_calibration():
+    torch.manual_seed(2)
+    model = dgm.create("gan", shape=(2,), latent_dim=2)
+    model.generator, model.critic = WideGenerator(), LogRatioCritic()
+    with pytest.raises(ValueError, match="calibrate_rejection"):
+        model.sample(4, rejection=True)
+    found = model.calibrate_rejection(torch.randn(100_000, 2))
+    # M: the mean ratio of the 2% of generated points nearest the centre, |x|² < 0.16: 4 e^{−0.03} = 3.88
+    assert found["log_bound"] == pytest.approx(math.log(3.88), abs=0.08)
+    assert found["acceptance"] == pytest.approx(1 / 3.88, abs=0.025)
+    x = model.sample(50_000, rejection=True)
+    assert torch.allclose(torch.cov(x.T), torch.eye(2), atol=0.04)
+    assert model.sample(50_000).var(0).mean().item() == pytest.approx(4, abs=0.1)  # without: the generator's
+
+
+def test_the_calibration_is_saved_with_the_model(tmp_path):
+    torch.manual_seed(3)
+    model = dgm.create("gan", shape=(2,), latent_dim=2, hidden=[8])
+    model.calibrate_rejection(torch.randn(500, 2))
+    loaded = dgm.load(model.save(tmp_path / "gan"))
+    assert torch.equal(loaded.rejection_log_ratio, model.rejection_log_ratio) and loaded.rejection_calibrated
+    assert torch.equal(loaded.rejection_edges, model.rejection_edges)
+    torch.manual_seed(4)
+    expected = model.sample(20, rejection=True)
+    torch.manual_seed(4)
+    assert torch.equal(loaded.sample(20, rejection=True), expected)
+    conditional = dgm.create("gan", shape=(2,), n_classes=3)
+    with pytest.raises(ValueError, match="unconditional"):
+        conditional.calibrate_rejection(torch.randn(10, 2))
