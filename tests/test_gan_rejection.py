@@ -1,6 +1,6 @@
-"""Discriminator rejection sampling: the binned critic ratio recovers a known log density ratio, the rejection sampler draws
-the target exactly when the ratio is right, and a GAN whose critic outputs the true log-ratio of the data to its
-generator samples the data after calibration."""
+"""Discriminator rejection sampling: the binned critic ratio recovers a known log density ratio, the rejection sampler
+draws the target exactly when the ratio is right, a GAN whose critic outputs the true log-ratio of the data to its
+generator samples the data after calibration, and training calibrates it."""
 import math
 
 import pytest
@@ -94,3 +94,24 @@ def test_the_calibration_is_saved_with_the_model(tmp_path):
     conditional = dgm.create("gan", shape=(2,), n_classes=3)
     with pytest.raises(ValueError, match="unconditional"):
         conditional.calibrate_rejection(torch.randn(10, 2))
+
+
+def test_training_calibrates_rejection_sampling_and_the_cli_samples_with_it(tmp_path):
+    """``fit`` calls ``after_training`` with training examples: a trained GAN samples with rejection at once,
+    also through ``dgm sample --sample-arg rejection=true``; a data set under 500 examples leaves it uncalibrated."""
+    from dgm.cli import main
+    from dgm.data import load
+    from dgm.training import fit, seed_everything
+    data = load("8gaussians", n_train=1000, n_test=500)
+    seed_everything(0)
+    model = dgm.create("gan", data=data, hidden=[16], latent_dim=2)
+    run = fit(model, data, tmp_path / "run", max_steps=20, batch_size=100, progress=False)
+    assert run.model.rejection_calibrated and dgm.load(run.directory).rejection_calibrated
+    assert run.model.sample(300, rejection=True).shape == (300, 2)
+    main(["sample", str(run.directory), "-n", "50", "--sample-arg", "rejection=true", "-o", str(tmp_path / "x.npz")])
+    assert (tmp_path / "x.npz").exists()
+    small = load("8gaussians", n_train=400, n_test=100)
+    seed_everything(0)
+    model = dgm.create("gan", data=small, hidden=[16], latent_dim=2)
+    run = fit(model, small, tmp_path / "small", max_steps=2, batch_size=100, progress=False)
+    assert not run.model.rejection_calibrated

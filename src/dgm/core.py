@@ -33,7 +33,7 @@ Likelihood = Literal["exact", "lower_bound"] | None
 Losses = dict[str, Tensor]
 Update = tuple[str, Losses]
 OPTIONAL_HOOKS = ("sample_with_log_prob", "latent_codes", "decode", "latent_diagnostics", "layer_trajectory",
-                  "critic_output", "mix_styles", "noised", "reverse_path", "score")
+                  "critic_output", "mix_styles", "noised", "reverse_path", "score", "after_training")
 LR_SCHEDULES = ("constant", "cosine")
 # the methods whose first argument is data
 DATA_METHODS = ("loss", "log_prob", "latent_codes", "critic_loss", "generator_loss", "critic_output", "noised")
@@ -427,6 +427,12 @@ class GenerativeModel(PlacedModule):
         """The model's estimate of ``∇ log p_t(x)`` at points ``x`` (on the network's scale) at noise time ``t``
         (score-field pictures)."""
         raise NotImplementedError(f"{type(self).__name__} has no score")
+
+    def after_training(self, train: Tensor) -> None:
+        """Called by ``fit`` once training ends, in evaluation mode with the final (EMA) weights, on up to 10 000
+        training examples drawn at random, before the model is saved: what a model fits from data after its
+        networks (a GAN's calibration of rejection sampling)."""
+        raise NotImplementedError(f"{type(self).__name__} fits nothing after training")
 
     def offers(self, hook: str) -> bool:
         """Whether this model implements the optional hook ``hook`` (one of ``OPTIONAL_HOOKS``)."""

@@ -29,6 +29,8 @@ from dgm.training.data import DataModule
 from dgm.training.module import TrainingModule
 from dgm.training.progress import Progress, StopCondition, batches_per_epoch, resume_plan
 
+AFTER_TRAINING_EXAMPLES = 10_000  # training examples given to a model's after_training hook
+
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
 warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
@@ -208,10 +210,19 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
                                       f"its last checkpoint with: dgm train --resume {folder.path}") from None
         seconds = time.perf_counter() - started
         model.eval()
+        if model.offers("after_training"):
+            with torch.no_grad():
+                model.after_training(_some_training_examples(data, build, seed))
         if trainer.is_global_zero:
             model.save(folder.path)
         _add_seconds(folder, seconds, trainer)
     return Run(folder.path, model, trainer.global_rank, seconds, interrupt.interrupted, trainer.global_step)
+
+
+def _some_training_examples(data: Data, build, seed: int) -> Tensor:
+    """Up to ``AFTER_TRAINING_EXAMPLES`` training examples, drawn without replacement by ``seed``."""
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))
+    return build(order[:AFTER_TRAINING_EXAMPLES])
 
 
 @contextmanager

@@ -38,7 +38,8 @@ from dgm.core import AdversarialModel, Losses, Update, check_integer, check_leve
 from dgm.distributions.codec import to_interval, to_levels
 from dgm.models.adversarial.losses import (FDivergence, Wasserstein, adversarial_loss, gradient_penalty,
                                            r1_penalty)
-from dgm.models.adversarial.rejection import RATIO_BINS, fit_log_ratio, log_ratio_of, rejection_sample
+from dgm.models.adversarial.rejection import (MIN_CALIBRATION_EXAMPLES, RATIO_BINS, fit_log_ratio, log_ratio_of,
+                                              rejection_sample)
 from dgm.nn.spectral_norm import normalise_every_layer
 
 CALIBRATION_BATCH = 1000  # examples per critic call while calibrating rejection sampling
@@ -153,9 +154,10 @@ class GANModel(AdversarialModel):
 
     @torch.no_grad()
     def calibrate_rejection(self, real: Tensor) -> dict:
-        """Calibrate the critic's density ratio on ``real`` examples (at least 500) against as many samples of the
-        generator (see :mod:`~dgm.models.adversarial.rejection`) for ``sample(n, rejection=True)``; returns the
-        largest log-ratio ``log M`` and the acceptance rate ``E_G[r] / M`` it implies."""
+        """Calibrate the critic's density ratio on ``real`` examples (at least ``MIN_CALIBRATION_EXAMPLES``) against
+        as many samples of the generator (see :mod:`~dgm.models.adversarial.rejection`) for ``sample(n,
+        rejection=True)``; returns the largest log-ratio ``log M`` and the acceptance rate ``E_G[r] / M`` it
+        implies. ``fit`` calls it at the end of training (:meth:`after_training`)."""
         if self.n_classes is not None:
             raise ValueError("rejection sampling serves unconditional GANs only")
         on_real = torch.cat([self.critic(self.to_network(batch.to(self.device)), None) for batch in
@@ -168,6 +170,13 @@ class GANModel(AdversarialModel):
         self.rejection_calibrated.fill_(True)
         log_bound = float(log_ratio.max())
         return {"log_bound": log_bound, "acceptance": float((log_ratio - log_bound).exp().mean())}
+
+    def after_training(self, train: Tensor) -> None:
+        """Calibrate rejection sampling on the training examples ``fit`` gives, for an unconditional GAN and at least
+        the examples :func:`~dgm.models.adversarial.rejection.fit_log_ratio` needs (otherwise it stays
+        uncalibrated)."""
+        if self.n_classes is None and len(train) >= MIN_CALIBRATION_EXAMPLES:
+            self.calibrate_rejection(train)
 
     # -- the objectives -----------------------------------------------------------------------------------------
     def critic_outputs(self, real: Tensor, fake: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:

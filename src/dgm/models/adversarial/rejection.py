@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 RATIO_BINS = 50  # bins of the critic's output, each holding 1/50 of the calibration's generated examples
+MIN_CALIBRATION_EXAMPLES = 10 * RATIO_BINS  # of each kind: ten per bin, as fit_log_ratio asks
 MAX_ROUNDS = 1000  # rounds of candidates before sampling gives up (an acceptance rate near zero)
 
 
