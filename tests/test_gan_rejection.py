@@ -1,6 +1,7 @@
 """Discriminator rejection sampling: the binned critic ratio recovers a known log density ratio, the rejection sampler
 draws the target exactly when the ratio is right, a GAN whose critic outputs the true log-ratio of the data to its
 generator samples the data after calibration, and training calibrates it."""
+import json
 import math
 
 import pytest
@@ -110,6 +111,11 @@ def test_training_calibrates_rejection_sampling_and_the_cli_samples_with_it(tmp_
     assert run.model.sample(300, rejection=True).shape == (300, 2)
     main(["sample", str(run.directory), "-n", "50", "--sample-arg", "rejection=true", "-o", str(tmp_path / "x.npz")])
     assert (tmp_path / "x.npz").exists()
+    assert main(["evaluate", str(run.directory), "--metrics", "modes", "-n", "500", "--sample-arg",
+                 "rejection=true"]) == 0
+    metrics = json.loads((run.directory / "metrics.json").read_text())
+    assert metrics["sample_options"] == {"rejection": True} and "modes_covered" in metrics["sample_quality"]
+    assert main(["evaluate", str(run.directory), "--metrics", "modes", "--sample-arg", "steps=3"]) != 0
     small = load("8gaussians", n_train=400, n_test=100)
     seed_everything(0)
     model = dgm.create("gan", data=small, hidden=[16], latent_dim=2)

@@ -129,6 +129,9 @@ def _parser() -> argparse.ArgumentParser:
                                "the -digits metrics for 28x28 grey images, the -raw ones (and modes) for vectors; "
                                "for other images Inception's fid, kid, pr, dc with --real/--fake and none for a run")
     evaluate.add_argument("-n", type=int, default=1000, help="generated samples (and test examples) of a run")
+    evaluate.add_argument("--sample-arg", action="append", default=[], metavar="KEY=VALUE",
+                          help="sampling option of a run's samples, e.g. sampler=ddim, steps=20 or rejection=true "
+                               "(repeatable; recorded in the metrics)")
     evaluate.add_argument("--inception-weights", type=Path,
                           help="for the Inception metrics: pytorch-fid's pt_inception-2015-12-05-6726825d.pth, "
                                "which has the classifier that is needs (default: the TF-FID weights of "
@@ -344,7 +347,13 @@ def _evaluate(args) -> None:
         check_request(data.shape, metrics, modes=modes, **options)  # before the NLL, which may take long
     else:
         check_inception_options((), **options)  # Inception options with no Inception metric to apply them to
-    quality = {"metrics": metrics, "n": args.n, "batch_size": args.batch_size} | options if metrics else None
+    if args.sample_arg and not metrics:
+        raise ValueError("--sample-arg sets how a run's samples are drawn: ask for a sample-quality metric")
+    sample_options = _key_values(args.sample_arg, "--sample-arg")
+    if sample_options:
+        RunFolder(args.run).load_model().check_sample_options(sample_options)
+    quality = {"metrics": metrics, "n": args.n, "batch_size": args.batch_size, "sample_options": sample_options} | \
+        options if metrics else None
     print(_json_text(evaluate_run(args.run, batch_size=args.batch_size, progress=True, sample_quality=quality,
                                   importance_samples=args.importance_samples, precision=args.precision,
                                   likelihood_options=_key_values(args.likelihood_arg, "--likelihood-arg"))))

@@ -88,6 +88,8 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
         metrics["reverse_kl_stderr"] = (terms.std() / len(terms) ** 0.5).item()
     if sample_quality is not None:
         metrics["sampling_precision"] = precision or folder.training_precision()
+        if sample_quality.get("sample_options"):
+            metrics["sample_options"] = sample_quality["sample_options"]
         metrics["sample_quality"] = model_quality(model, data, progress=progress, **sample_quality,
                                                   precision=metrics["sampling_precision"])
     metrics["train_seconds"] = record.get("seconds")

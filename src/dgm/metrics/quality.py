@@ -367,22 +367,24 @@ def reference_features(data, extractor: FeatureExtractor, split: str = "test", n
     return features
 
 
-def generated_samples(model, n: int, batch_size: int, progress: bool = False, precision: str = "32-true") -> Tensor:
-    """``n`` samples of ``model``, drawn in batches in the arithmetic of ``precision``; a class-conditional model
-    draws every class in turn."""
+def generated_samples(model, n: int, batch_size: int, progress: bool = False, precision: str = "32-true",
+                      sample_options: dict | None = None) -> Tensor:
+    """``n`` samples of ``model``, drawn in batches in the arithmetic of ``precision`` with the model's
+    ``sample_options``; a class-conditional model draws every class in turn."""
     check_integer(n, "the number of samples", 2)
     sizes = [batch_size] * (n // batch_size) + [n % batch_size] * (n % batch_size > 0)
+    options = sample_options or {}
     with torch.no_grad():
-        return torch.cat([sample_in_precision(model, size, precision, **sample_labels(model, size)).cpu()
+        return torch.cat([sample_in_precision(model, size, precision, **sample_labels(model, size), **options).cpu()
                           for size in tqdm(sizes, desc="sampling", disable=not progress)])
 
 
 def model_quality(model, data, metrics=None, n: int = 1000, batch_size: int = 500,
                   inception_weights: str | Path | None = None, resize: str = "bilinear",
-                  progress: bool = False, precision: str = "32-true") -> dict:
+                  progress: bool = False, precision: str = "32-true", sample_options: dict | None = None) -> dict:
     """Sample-quality metrics (names of :data:`METRICS`; ``None``: :func:`default_metrics`) of ``n`` samples of
-    ``model``, drawn in the arithmetic of ``precision``, against the first ``n`` test examples of ``data``; each
-    feature space named is computed once (the features always in float32)."""
+    ``model``, drawn in the arithmetic of ``precision`` with ``sample_options`` of its ``sample``, against the first
+    ``n`` test examples of ``data``; each feature space named is computed once (the features always in float32)."""
     modes = mixture_modes(data)
     if metrics is None:
         metrics = default_metrics(data.shape, modes is not None, inception_weights)
@@ -393,7 +395,8 @@ def model_quality(model, data, metrics=None, n: int = 1000, batch_size: int = 50
         meter.check_counts(min(n, len(data.test)), n)
     for meter in meters:
         meter.update_features(reference_features(data, meter.extractor, "test", n, progress=progress), real=True)
-    samples = generated_samples(model, n, batch_size, progress=progress, precision=precision)
+    samples = generated_samples(model, n, batch_size, progress=progress, precision=precision,
+                                sample_options=sample_options)
     for meter in meters:
         meter.update_features(meter.extractor.features(as_extractor_input(samples, data), progress=progress),
                               real=False)
