@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgm.core import check_integer
@@ -66,7 +67,8 @@ class NoiseSchedule(nn.Module):
 
     def time_of_log_snr(self, log_snr: Tensor, start: float = 0.0) -> Tensor:
         """The time ``t ∈ [start, 1]`` whose :meth:`log_snr` is the given one, ``(N,)``, by bisection in float64
-        (the log-SNR falls monotonically in ``t``; values outside its range give the interval's ends)."""
+        (the log-SNR falls monotonically in ``t``; values outside its range give the interval's ends); schedules
+        with a closed form override it."""
         target = log_snr.double()
         low, high = torch.full_like(target, start), torch.ones_like(target)
         for _ in range(BISECTION_STEPS):
@@ -151,6 +153,16 @@ class VariancePreserving(NoiseSchedule):
     def diffusion_squared(self, t: Tensor) -> Tensor:
         return -2 * self.drift(t)
 
+    def time_of_log_snr(self, log_snr: Tensor, start: float = 0.0) -> Tensor:
+        """Linear: ``ᾱ = sigmoid(λ)``, and ``log α = ½ log ᾱ`` solves ``¼ (β_max − β_min) t² + ½ β_min t + log α = 0``
+        for ``t``; the cosine schedule by bisection."""
+        if self.kind != "linear":
+            return super().time_of_log_snr(log_snr, start)
+        log_alpha = -0.5 * F.softplus(-log_snr.double())
+        spread = BETA_MAX - BETA_MIN
+        t = (-0.5 * BETA_MIN + (0.25 * BETA_MIN ** 2 - spread * log_alpha).sqrt()) / (0.5 * spread)
+        return t.clamp(start, 1).to(log_snr.dtype)
+
 
 class VarianceExploding(NoiseSchedule):
     """NCSN's geometric noise ladder of ``steps`` levels from ``sigma_max`` (``t = 1``) to ``sigma_min``
@@ -174,3 +186,9 @@ class VarianceExploding(NoiseSchedule):
 
     def diffusion_squared(self, t: Tensor) -> Tensor:
         return 2 * self.log_ratio_per_time * self.sigma(t) ** 2
+
+    def time_of_log_snr(self, log_snr: Tensor, start: float = 0.0) -> Tensor:
+        """``λ = −2 log σ`` inverted: ``t = 1/L + (log σ − log σ_min) / (d log σ / dt)``."""
+        log_sigma = -0.5 * log_snr.double()
+        t = 1 / self.steps + (log_sigma - math.log(self.sigma_min)) / self.log_ratio_per_time
+        return t.clamp(start, 1).to(log_snr.dtype)
