@@ -174,20 +174,25 @@ def test_bad_arguments_are_refused():
         tiny().mix_styles(torch.randn(2, 5), torch.randn(2, 8), 1)
 
 
-def test_a_tiny_fit_survives_save_and_load(tmp_path):
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_a_tiny_fit_survives_save_and_load(tmp_path, precision):
+    """Also under bf16 autocast (the recipe's precision): w̄ stays a float32 average, and truncation mixes it with
+    the bf16 ``w`` of sampling in the run's precision."""
+    from dgm.core import sample_in_precision
     generator = torch.Generator().manual_seed(0)
     data = Data("binary", torch.randint(0, 2, (64, 1, 8, 8), generator=generator).float(),
                 torch.randint(0, 2, (16, 1, 8, 8), generator=generator).float(), levels=2)
     seed_everything(0)
     model = dgm.create("stylegan", data=data, latent_dim=8, width=4, w_dim=8, mapping_layers=2)
-    fit(model, data, tmp_path / "run", max_steps=4, batch_size=16, lr=1e-3, progress=False)
+    fit(model, data, tmp_path / "run", max_steps=4, batch_size=16, lr=1e-3, progress=False, precision=precision)
+    assert model.generator.w_mean.dtype == torch.float32
     assert model.generator.w_mean.abs().sum() > 0  # tracked during training
     loaded = dgm.load(model.save(tmp_path / "saved"))
     assert torch.equal(loaded.generator.w_mean, model.generator.w_mean)
     torch.manual_seed(2)
-    expected = model.sample(5, psi=0.7)
+    expected = sample_in_precision(model.eval(), 5, precision, psi=0.7)
     torch.manual_seed(2)
-    assert torch.equal(loaded.sample(5, psi=0.7), expected)
+    assert torch.equal(sample_in_precision(loaded.eval(), 5, precision, psi=0.7), expected)
 
 
 def test_pictures_of_a_style_based_generator(tmp_path):
@@ -201,16 +206,3 @@ def test_pictures_of_a_style_based_generator(tmp_path):
     written = {path.name for path in write_pictures(model, data, tmp_path)}
     assert {"samples.png", "style_mixing.png", "truncation.png"} <= written
 
-
-def test_bf16_autocast_trains_and_samples_with_truncation(tmp_path):
-    """Under bf16 autocast (the recipe's precision) w̄ stays a float32 average and truncation mixes it with bf16 w."""
-    from dgm.core import sample_in_precision
-    generator = torch.Generator().manual_seed(0)
-    data = Data("binary", torch.randint(0, 2, (64, 1, 8, 8), generator=generator).float(),
-                torch.randint(0, 2, (16, 1, 8, 8), generator=generator).float(), levels=2)
-    seed_everything(0)
-    model = dgm.create("stylegan", data=data, latent_dim=8, width=4, w_dim=8, mapping_layers=2)
-    fit(model, data, tmp_path / "run", max_steps=4, batch_size=16, lr=1e-3, progress=False, precision="bf16-mixed")
-    assert model.generator.w_mean.dtype == torch.float32 and model.generator.w_mean.abs().sum() > 0
-    samples = sample_in_precision(model.eval(), 5, "bf16-mixed", psi=0.5)
-    assert samples.shape == (5, 1, 8, 8) and samples.dtype == torch.float32
