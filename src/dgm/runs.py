@@ -62,6 +62,9 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
     folder = RunFolder(directory)
     record = folder.read_record()
     model, data = folder.load_model(), folder.load_data()
+    sample_options = (sample_quality or {}).get("sample_options")
+    if sample_options:
+        model.check_sample_options(sample_options)  # before the NLL, which may take long
     metrics: dict = {"model": model.model_name, "data": data.name}
     if model.likelihood is None:
         metrics["likelihood"] = None
@@ -88,8 +91,8 @@ def evaluate_run(directory: str | Path, batch_size: int = 1000, progress: bool =
         metrics["reverse_kl_stderr"] = (terms.std() / len(terms) ** 0.5).item()
     if sample_quality is not None:
         metrics["sampling_precision"] = precision or folder.training_precision()
-        if sample_quality.get("sample_options"):
-            metrics["sample_options"] = sample_quality["sample_options"]
+        if sample_options:
+            metrics["sample_options"] = sample_options
         metrics["sample_quality"] = model_quality(model, data, progress=progress, **sample_quality,
                                                   precision=metrics["sampling_precision"])
     metrics["train_seconds"] = record.get("seconds")

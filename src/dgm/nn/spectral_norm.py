@@ -65,10 +65,6 @@ class SpectralNorm(nn.Module):
                 self.v.copy_(v)
             return weight / (u @ matrix @ v)  # differentiable in W; the pair is a constant
 
-    def sigma(self, matrix: Tensor) -> Tensor:
-        """``uᵀ W v`` with the stored pair, the estimate of the last training call."""
-        return self.u @ matrix @ self.v
-
 
 def spectral_norm(module: nn.Module, name: str = "weight", iterations: int = 1) -> nn.Module:
     """``module`` with its parameter ``name`` spectrally normalised (``iterations`` power-iteration steps per

@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 RATIO_BINS = 50  # bins of the critic's output, each holding 1/50 of the calibration's generated examples
-MIN_CALIBRATION_EXAMPLES = 10 * RATIO_BINS  # of each kind: ten per bin, as fit_log_ratio asks
+EXAMPLES_PER_BIN = 10  # the fewest real and generated examples per bin that a calibration accepts
+MIN_CALIBRATION_EXAMPLES = EXAMPLES_PER_BIN * RATIO_BINS  # of each kind, for the default bins
 MAX_ROUNDS = 1000  # rounds of candidates before sampling gives up (an acceptance rate near zero)
 
 
@@ -27,9 +28,9 @@ def fit_log_ratio(on_real: Tensor, on_fake: Tensor, bins: int = RATIO_BINS) -> t
     """The ``bins − 1`` inner edges of bins of the critic's output with equal shares of ``on_fake`` and the log of
     ``r`` in each bin (``−inf`` where no real example falls), from the critic's outputs ``on_real`` and ``on_fake``
     ``(N,)``, in float64."""
-    if min(len(on_real), len(on_fake)) < 10 * bins:
-        raise ValueError(f"calibrate on at least {10 * bins} real and generated examples ({bins} bins), got "
-                         f"{len(on_real)} and {len(on_fake)}")
+    if min(len(on_real), len(on_fake)) < EXAMPLES_PER_BIN * bins:
+        raise ValueError(f"calibrate on at least {EXAMPLES_PER_BIN * bins} real and generated examples ({bins} "
+                         f"bins), got {len(on_real)} and {len(on_fake)}")
     on_real, on_fake = on_real.double(), on_fake.double()
     edges = torch.quantile(on_fake, torch.linspace(0, 1, bins + 1, dtype=torch.float64, device=on_fake.device)[1:-1])
     shares = [torch.bincount(torch.bucketize(outputs, edges), minlength=bins).double() / len(outputs)

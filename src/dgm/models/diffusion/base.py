@@ -241,9 +241,12 @@ class DiffusionModel(GenerativeModel):
         times uniform in log-SNR: ``‖ε̂ − ε‖²`` is that error times 1 (``ε``), ``α²/σ²`` (``x_0``) or ``α²`` (``v``,
         since ``ε = σ x_t + α v``)."""
         lowest, highest = self.log_snr_range()
-        alpha = self.schedule.alpha(t)
-        factor = {"epsilon": torch.ones_like(t), "x0": (alpha / self.schedule.sigma(t)) ** 2, "v": alpha ** 2}
-        return 0.5 * (highest - lowest) * factor[self.prediction] * sum_per_example(squared_error)
+        weight = 0.5 * (highest - lowest)
+        if self.prediction == "x0":
+            weight = weight * (self.schedule.alpha(t) / self.schedule.sigma(t)) ** 2
+        elif self.prediction == "v":
+            weight = weight * self.schedule.alpha(t) ** 2
+        return weight * sum_per_example(squared_error)
 
     # -- the variational bound ----------------------------------------------------------------------------------
     def bound_terms(self, x: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, output: Tensor) -> Tensor:
