@@ -108,6 +108,8 @@ def test_training_calibrates_rejection_sampling_and_the_cli_samples_with_it(tmp_
     model = dgm.create("gan", data=data, hidden=[16], latent_dim=2)
     run = fit(model, data, tmp_path / "run", max_steps=20, batch_size=100, progress=False)
     assert run.model.rejection_calibrated and dgm.load(run.directory).rejection_calibrated
+    recorded = json.loads((run.directory / "run.json").read_text())["after_training"]["rejection"]
+    assert 0 < recorded["acceptance"] <= 1 and recorded["log_bound"] == run.model.rejection_log_ratio.max().item()
     assert run.model.sample(300, rejection=True).shape == (300, 2)
     main(["sample", str(run.directory), "-n", "50", "--sample-arg", "rejection=true", "-o", str(tmp_path / "x.npz")])
     assert (tmp_path / "x.npz").exists()
@@ -121,3 +123,4 @@ def test_training_calibrates_rejection_sampling_and_the_cli_samples_with_it(tmp_
     model = dgm.create("gan", data=small, hidden=[16], latent_dim=2)
     run = fit(model, small, tmp_path / "small", max_steps=2, batch_size=100, progress=False)
     assert not run.model.rejection_calibrated
+    assert "after_training" not in json.loads((run.directory / "run.json").read_text())

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import dgm
 from dgm.data.base import Data
-from dgm.nn.style import ModulatedConv2d, NoiseInjection
+from dgm.nn.style import MappingNetwork, ModulatedConv2d, NoiseInjection
 from dgm.training import fit, seed_everything
 
 
@@ -41,6 +41,24 @@ def test_modulated_convolution_is_each_samples_own_convolution(demodulate):
         if demodulate:  # eq. 3: w''_ijk = w'_ijk / sqrt(sum_ik w'_ijk^2)
             weight = weight / weight.square().sum(dim=(1, 2, 3), keepdim=True).sqrt()
         torch.testing.assert_close(out[i:i + 1], F.conv2d(x[i:i + 1], weight, padding=1), rtol=1e-5, atol=1e-5)
+
+
+def test_equalised_learning_rate_moves_each_layer_by_its_own_constant():
+    """Adam's first step moves every stored weight by ``lr`` (``m̂ / √v̂ = ±1``), so a layer used as ``λ c w`` moves
+    by ``λ c lr``: the mapping network's layers (λ = 0.01, He's gain for LeakyReLU(0.2)) 100 times more slowly than
+    a modulated convolution (λ = 1, c = 1 / √fan_in); at the start each keeps He's scale."""
+    torch.manual_seed(0)
+    mapping = MappingNetwork(64, 256, 2, lr_multiplier=0.01).double()
+    conv = ModulatedConv2d(16, 8, 3, w_dim=256).double()
+    linear = mapping.net[1][0]  # 256 inputs
+    gain = torch.nn.init.calculate_gain("leaky_relu", 0.2)
+    assert abs(linear.weight.std().item() - gain / 16) < 0.002 and abs(conv.weight.std().item() - 1 / 12) < 0.004
+    before = [linear.weight.detach().clone(), linear.bias.detach().clone(), conv.weight.detach().clone()]
+    conv(torch.randn(4, 16, 5, 5).double(), mapping(torch.randn(4, 64).double())).square().sum().backward()
+    torch.optim.Adam([*mapping.parameters(), *conv.parameters()], lr=1e-3, eps=1e-30).step()
+    for after, start, step in zip([linear.weight, linear.bias, conv.weight], before,
+                                  [1e-3 * 0.01 * gain / 16, 1e-3 * 0.01, 1e-3 / 12]):
+        torch.testing.assert_close((after - start).abs(), torch.full_like(start, step), rtol=1e-6, atol=0)
 
 
 def test_demodulation_restores_unit_variance():
@@ -168,6 +186,8 @@ def test_bad_arguments_are_refused():
         tiny(style_mixing=1.5)
     with pytest.raises(ValueError, match="mapping_layers"):
         tiny(mapping_layers=0)
+    with pytest.raises(ValueError, match="mapping_lr_multiplier"):
+        tiny(mapping_lr_multiplier=0)
     with pytest.raises(ValueError, match="psi"):
         tiny().sample(2, psi="0.7")
     with pytest.raises(ValueError, match="latents"):

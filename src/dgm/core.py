@@ -428,10 +428,11 @@ class GenerativeModel(PlacedModule):
         (score-field pictures)."""
         raise NotImplementedError(f"{type(self).__name__} has no score")
 
-    def after_training(self, train: Tensor) -> None:
+    def after_training(self, train: Tensor) -> dict | None:
         """Called by ``fit`` once training ends, in evaluation mode with the final (EMA) weights, on up to 10 000
         training examples drawn at random, before the model is saved: what a model fits from data after its
-        networks (a GAN's calibration of rejection sampling)."""
+        networks (a GAN's calibration of rejection sampling). The figures it returns, if any, are kept in the run's
+        ``run.json`` under ``"after_training"``."""
         raise NotImplementedError(f"{type(self).__name__} fits nothing after training")
 
     def offers(self, hook: str) -> bool:

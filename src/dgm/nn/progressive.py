@@ -11,7 +11,10 @@
   run time by He's constant ``c = gain / sqrt(fan_in)`` (``gain = √2`` before a (leaky) ReLU): ``ŵ = c w``. Adam's
   steps do not depend on the scale of the gradient, so every layer's weights then change at the same relative
   speed. It is a parametrization (``torch.nn.utils.parametrize``): ``layer.weight`` is the scaled weight ``ŵ``,
-  ``layer.parametrizations.weight.original`` the stored ``w``.
+  ``layer.parametrizations.weight.original`` the stored ``w``. StyleGAN's learning-rate multiplier ``λ`` (Karras,
+  Laine & Aila, 2019, Appendix C: λ = 0.01 in the mapping network) slows one layer further: ``w`` is drawn from
+  ``N(0, 1/λ²)`` and scaled by ``λ c``, the bias stored as ``b`` and used as ``λ b``, so the layer starts as before
+  and every Adam step moves it ``λ`` times as far.
 """
 from __future__ import annotations
 
@@ -47,25 +50,32 @@ class MinibatchStddev(nn.Module):
         return torch.cat([x, spread.expand(len(x), 1, *x.shape[2:])], 1)
 
 
-class HeScale(nn.Module):
-    """The parametrization ``w ↦ c w`` of a weight ``(out, in, ...)``, with He's constant ``c = gain / sqrt(fan_in)``
-    and ``fan_in`` the inputs of one output (``in`` times the kernel's size)."""
+class Scale(nn.Module):
+    """The parametrization ``p ↦ constant · p`` of a weight or bias, applied at every call."""
 
-    def __init__(self, weight: Tensor, gain: float):
+    def __init__(self, constant: float):
         super().__init__()
-        self.constant = gain / math.sqrt(weight[0].numel())
+        self.constant = constant
 
-    def forward(self, weight: Tensor) -> Tensor:
-        return weight * self.constant
+    def forward(self, parameter: Tensor) -> Tensor:
+        return parameter * self.constant
 
     def extra_repr(self) -> str:
-        return f"c={self.constant:.4g}"
+        return f"constant={self.constant:.4g}"
 
 
-def equalized(layer: nn.Linear | nn.Conv2d, gain: float = math.sqrt(2)) -> nn.Linear | nn.Conv2d:
-    """``layer`` with an equalized learning rate (§4.1): its stored weights redrawn from ``N(0, 1)``, its bias set to
-    zero, and its weight scaled by He's constant at every call (:class:`HeScale`)."""
-    nn.init.normal_(layer.weight)
+def equalized(layer: nn.Linear | nn.Conv2d, gain: float = math.sqrt(2), lr_multiplier: float = 1.0
+              ) -> nn.Linear | nn.Conv2d:
+    """``layer`` with an equalized learning rate (§4.1): its stored weights redrawn from ``N(0, 1/λ²)``, its bias
+    set to zero, and its weight scaled at every call by ``λ`` times He's constant ``gain / sqrt(fan_in)``
+    (``fan_in``: the inputs of one output, ``in`` times the kernel's size); with a multiplier ``λ ≠ 1`` the bias is
+    scaled by ``λ`` too (:class:`Scale`)."""
+    if not lr_multiplier > 0:
+        raise ValueError(f"lr_multiplier must be positive, got {lr_multiplier!r}")
+    nn.init.normal_(layer.weight, std=1 / lr_multiplier)
     nn.init.zeros_(layer.bias)
-    parametrize.register_parametrization(layer, "weight", HeScale(layer.weight, gain))
+    he_constant = gain / math.sqrt(layer.weight[0].numel())
+    parametrize.register_parametrization(layer, "weight", Scale(lr_multiplier * he_constant))
+    if lr_multiplier != 1:
+        parametrize.register_parametrization(layer, "bias", Scale(lr_multiplier))
     return layer

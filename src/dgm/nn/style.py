@@ -20,8 +20,10 @@ in place of AdaIN (Karras et al., 2020, "Analyzing and Improving the Image Quali
 - :class:`ToImage`: a 1x1 modulated convolution to the image's channels without demodulation, plus a bias (the
   "tRGB" layers of 2020, Figure 7).
 
-The weights start with the variance-preserving scale of He et al. (2015) (the initial scale of the paper's
-equalised learning rate, without its scaling at run time); a demodulated weight's own scale cancels in eq. 3.
+Every weight has the equalised learning rate of both papers (Progressive GANs, §4.1; :func:`~dgm.nn.progressive.
+equalized`): stored as ``N(0, 1)`` and scaled at run time by He's constant, so that Adam moves each layer at the same
+relative speed; the mapping network's layers are slowed further by the learning-rate multiplier ``λ`` (0.01 in
+StyleGAN, Appendix C). A demodulated weight's own scale cancels in eq. 3, but its rate of change does not.
 """
 from __future__ import annotations
 
@@ -31,7 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgm.nn.progressive import pixel_norm
+from torch.nn.utils import parametrize
+
+from dgm.nn.progressive import Scale, equalized, pixel_norm
 
 EPSILON = 1e-8  # ε of demodulation (eq. 3)
 SLOPE = 0.2  # the negative slope of every LeakyReLU
@@ -42,22 +46,23 @@ def upsample(x: Tensor) -> Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
-def _leaky_linear(features_in: int, features_out: int) -> nn.Sequential:
-    """A fully connected layer and LeakyReLU(0.2), its weights of the variance-preserving scale for that slope."""
-    linear = nn.Linear(features_in, features_out)
-    nn.init.kaiming_normal_(linear.weight, a=SLOPE, nonlinearity="leaky_relu")
-    nn.init.zeros_(linear.bias)
-    return nn.Sequential(linear, nn.LeakyReLU(SLOPE))
+def _leaky_linear(features_in: int, features_out: int, lr_multiplier: float) -> nn.Sequential:
+    """An equalised fully connected layer (He's constant for LeakyReLU(0.2), learning-rate multiplier ``λ``) and
+    LeakyReLU(0.2)."""
+    gain = nn.init.calculate_gain("leaky_relu", SLOPE)
+    return nn.Sequential(equalized(nn.Linear(features_in, features_out), gain, lr_multiplier), nn.LeakyReLU(SLOPE))
 
 
 class MappingNetwork(nn.Module):
-    """``z`` (and a class label) → ``w`` (StyleGAN, §2, Figure 1b); see the module docstring."""
+    """``z`` (and a class label) → ``w`` (StyleGAN, §2, Figure 1b); see the module docstring. ``lr_multiplier``:
+    StyleGAN's λ of every layer."""
 
-    def __init__(self, latent_dim: int, w_dim: int, layers: int, n_classes: int | None = None):
+    def __init__(self, latent_dim: int, w_dim: int, layers: int, n_classes: int | None = None,
+                 lr_multiplier: float = 0.01):
         super().__init__()
         self.embedding = None if n_classes is None else nn.Embedding(n_classes, latent_dim)
         widths = [latent_dim * (1 if n_classes is None else 2)] + [w_dim] * layers
-        self.net = nn.Sequential(*(_leaky_linear(a, b) for a, b in zip(widths[:-1], widths[1:])))
+        self.net = nn.Sequential(*(_leaky_linear(a, b, lr_multiplier) for a, b in zip(widths[:-1], widths[1:])))
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         z = pixel_norm(z)
@@ -74,10 +79,9 @@ class ModulatedConv2d(nn.Module):
     def __init__(self, channels_in: int, channels_out: int, kernel_size: int, w_dim: int, demodulate: bool = True):
         super().__init__()
         self.demodulate = demodulate
-        self.weight = nn.Parameter(torch.randn(channels_out, channels_in, kernel_size, kernel_size)
-                                   / math.sqrt(channels_in * kernel_size ** 2))
-        self.affine = nn.Linear(w_dim, channels_in)  # A of the paper: the style s = A(w)
-        nn.init.normal_(self.affine.weight, std=1 / math.sqrt(w_dim))
+        self.weight = nn.Parameter(torch.randn(channels_out, channels_in, kernel_size, kernel_size))
+        parametrize.register_parametrization(self, "weight", Scale(1 / math.sqrt(channels_in * kernel_size ** 2)))
+        self.affine = equalized(nn.Linear(w_dim, channels_in), gain=1)  # A of the paper: the style s = A(w)
         nn.init.ones_(self.affine.bias)
 
     def styles_and_demodulation(self, w: Tensor) -> tuple[Tensor, Tensor | None]:

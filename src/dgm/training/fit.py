@@ -210,12 +210,13 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
                                       f"its last checkpoint with: dgm train --resume {folder.path}") from None
         seconds = time.perf_counter() - started
         model.eval()
+        fitted_after = None
         if model.offers("after_training"):
             with torch.no_grad():
-                model.after_training(_some_training_examples(data, build, seed))
+                fitted_after = model.after_training(_some_training_examples(data, build, seed))
         if trainer.is_global_zero:
             model.save(folder.path)
-        _add_seconds(folder, seconds, trainer)
+        _add_seconds(folder, seconds, trainer, fitted_after)
     return Run(folder.path, model, trainer.global_rank, seconds, interrupt.interrupted, trainer.global_step)
 
 
@@ -252,10 +253,14 @@ def _launching_process() -> bool:
     return rank_zero_only.rank == 0
 
 
-def _add_seconds(folder: RunFolder, seconds: float, trainer: L.Trainer) -> None:
+def _add_seconds(folder: RunFolder, seconds: float, trainer: L.Trainer, fitted_after: dict | None = None) -> None:
+    """The training's seconds added to ``run.json``, with the figures of the model's ``after_training`` hook where
+    it reported some (``"after_training"``, those of the latest training)."""
     if trainer.is_global_zero:
         record = folder.read_record()
         record["seconds"] += seconds
+        if fitted_after:
+            record["after_training"] = fitted_after
         folder.write_record(record)
 
 

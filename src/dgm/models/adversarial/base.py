@@ -171,12 +171,14 @@ class GANModel(AdversarialModel):
         log_bound = float(log_ratio.max())
         return {"log_bound": log_bound, "acceptance": float((log_ratio - log_bound).exp().mean())}
 
-    def after_training(self, train: Tensor) -> None:
+    def after_training(self, train: Tensor) -> dict | None:
         """Calibrate rejection sampling on the training examples ``fit`` gives, for an unconditional GAN and at least
         the examples :func:`~dgm.models.adversarial.rejection.fit_log_ratio` needs (otherwise it stays
-        uncalibrated)."""
+        uncalibrated); the calibration's figures are returned as ``{"rejection": {"log_bound": …, "acceptance":
+        …}}``."""
         if self.n_classes is None and len(train) >= MIN_CALIBRATION_EXAMPLES:
-            self.calibrate_rejection(train)
+            return {"rejection": self.calibrate_rejection(train)}
+        return None
 
     # -- the objectives -----------------------------------------------------------------------------------------
     def critic_outputs(self, real: Tensor, fake: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -27,7 +27,10 @@ Defaults. StyleGAN's objective (Appendix C): the non-saturating loss with R1, γ
 ``betas=(0, 0.99)``. ``R1 = ½ E‖∇_x D(x)‖²`` sums over pixels, so γ is scaled with the number of pixels, as the
 rule ``γ ∝ N²`` of StyleGAN2-ADA (Karras et al., 2020, "Training Generative Adversarial Networks with Limited
 Data") does: 10 · (28 / 1024)² ≈ 0.0075, rounded to ``r1=0.01``, the γ that paper uses for CIFAR-10 (32x32).
-``latent_dim = w_dim = 128`` (512 in the paper) and the paper's 8 mapping layers.
+``latent_dim = w_dim = 128`` (512 in the paper) and the paper's 8 mapping layers. The generator's weights have the
+equalised learning rate (:mod:`dgm.nn.style`), so its Adam rate is the paper's 2e-3 in stored units, the mapping
+network's ``mapping_lr_multiplier = 0.01`` of it; the critic is DCGAN's, without equalisation, and takes its own
+``critic_lr``.
 """
 from __future__ import annotations
 
@@ -71,13 +74,13 @@ class StyleGenerator(nn.Module):
     with one ``w`` for every block, :meth:`synthesis` from a ``w`` per block. ``w_mean`` holds ``w̄``."""
 
     def __init__(self, shape: tuple[int, int, int], latent_dim: int, width: int, w_dim: int, mapping_layers: int,
-                 n_classes: int | None):
+                 n_classes: int | None, mapping_lr_multiplier: float):
         super().__init__()
         self.shape = shape
         channels, height, image_width = shape
         stages = upsampling_stages(min(height, image_width))
         widths = [width * 2 ** (stages - i) for i in range(stages + 1)]
-        self.mapping = MappingNetwork(latent_dim, w_dim, mapping_layers, n_classes)
+        self.mapping = MappingNetwork(latent_dim, w_dim, mapping_layers, n_classes, mapping_lr_multiplier)
         self.constant = nn.Parameter(torch.randn(widths[0], math.ceil(height / 2 ** stages),
                                                  math.ceil(image_width / 2 ** stages)))
         self.stages = nn.ModuleList(SynthesisStage(a, b, channels, w_dim, upsample=i > 0)
@@ -117,7 +120,8 @@ def mix_randomly(w1: Tensor, w2: Tensor, probability: float) -> Tensor:
                             "convolutions, noise inputs, style mixing, truncation in W; conditional")
 class StyleGAN(GANModel):
     def __init__(self, shape: tuple[int, ...], levels: int = 256, latent_dim: int = 128, width: int = 32,
-                 w_dim: int = 128, mapping_layers: int = 8, style_mixing: float = 0.9,
+                 w_dim: int = 128, mapping_layers: int = 8, mapping_lr_multiplier: float = 0.01,
+                 style_mixing: float = 0.9,
                  loss: str = "non_saturating", critic_steps: int = 1, gradient_penalty: float = 0.0,
                  r1: float = 0.01, clip_weights: float | None = None, spectral_norm: bool = False,
                  label_smoothing: float = 0.0, generator_lr: float | None = None, critic_lr: float | None = None,
@@ -129,9 +133,13 @@ class StyleGAN(GANModel):
         if not (_is_number(style_mixing) and 0 <= style_mixing <= 1):
             raise ValueError(f"style_mixing is a probability in [0, 1], got {style_mixing!r}")
         self.style_mixing = float(style_mixing)
+        if not (_is_number(mapping_lr_multiplier) and mapping_lr_multiplier > 0):
+            raise ValueError(f"mapping_lr_multiplier must be a positive number (StyleGAN's 0.01), "
+                             f"got {mapping_lr_multiplier!r}")
         self.generator = StyleGenerator(shape, latent_dim, check_integer(width, "width", 1),
                                         check_integer(w_dim, "w_dim", 1),
-                                        check_integer(mapping_layers, "mapping_layers", 1), self.n_classes)
+                                        check_integer(mapping_layers, "mapping_layers", 1), self.n_classes,
+                                        float(mapping_lr_multiplier))
         self.critic = DCGANCritic(shape, width, self.n_classes)
         self.finish_critic()
 
