@@ -1,6 +1,7 @@
 """Discriminator rejection sampling: the binned critic ratio recovers a known log density ratio, the rejection sampler
 draws the target exactly when the ratio is right, a GAN whose critic outputs the true log-ratio of the data to its
 generator samples the data after calibration, and training calibrates it."""
+import inspect
 import json
 import math
 
@@ -124,3 +125,23 @@ def test_training_calibrates_rejection_sampling_and_the_cli_samples_with_it(tmp_
     run = fit(model, small, tmp_path / "small", max_steps=2, batch_size=100, progress=False)
     assert not run.model.rejection_calibrated
     assert "after_training" not in json.loads((run.directory / "run.json").read_text())
+
+
+@pytest.mark.parametrize("name, options", [
+    ("dcgan", {"shape": (1, 28, 28), "width": 4, "latent_dim": 4}),
+    ("sngan", {"shape": (1, 8, 8), "width": 4, "latent_dim": 4}),
+    ("sagan", {"shape": (1, 8, 8), "width": 4, "latent_dim": 4, "attention_resolution": 8}),
+    ("stylegan", {"shape": (1, 8, 8), "width": 4, "latent_dim": 4, "w_dim": 4, "mapping_layers": 1}),
+    ("pggan", {"shape": (1, 8, 8), "width": 4, "latent_dim": 4}),
+])
+def test_every_image_gan_samples_with_rejection(name, options):
+    """Each GAN's own ``sample`` (StyleGAN's takes ``psi`` and ``noise`` as well) offers ``rejection`` and draws
+    images with it once calibrated (untrained networks: the path, whose mathematics the MLP GAN above tests)."""
+    torch.manual_seed(5)
+    model = dgm.create(name, levels=256, **options).eval()
+    assert "rejection" in inspect.signature(model.sample).parameters
+    with pytest.raises(ValueError, match="calibrate_rejection"):
+        model.sample(2, rejection=True)
+    model.calibrate_rejection(torch.randint(0, 256, (500, *options["shape"])).float())
+    x = model.sample(6, rejection=True)
+    assert x.shape == (6, *options["shape"]) and ((x >= 0) & (x <= 255) & (x == x.round())).all()

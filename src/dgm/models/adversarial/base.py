@@ -29,7 +29,7 @@ rejection sampling, :mod:`dgm.models.adversarial.rejection`).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -139,15 +139,23 @@ class GANModel(AdversarialModel):
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None, truncation: float | None = None,
                rejection: bool = False) -> Tensor:
+        return self.sample_from(lambda k, given: self.generator(self.draw_latents(k, truncation), given), n, labels,
+                                rejection)
+
+    def sample_from(self, generate: Callable[[int, Tensor | None], Tensor], n: int, labels: Tensor | None,
+                    rejection: bool) -> Tensor:
+        """``n`` samples in data space from ``generate(k, labels)`` (``k`` outputs in the critic's space), each kept
+        with probability ``r(x) / M`` where ``rejection`` (the calibrated critic's density ratio; unconditional
+        only): every GAN's ``sample`` ends here, whatever options its generator takes."""
         labels = self.labels_of(labels, n)
         if not rejection:
-            return self.to_data(self.generator(self.draw_latents(n, truncation), labels))
+            return self.to_data(generate(n, labels))
         if labels is not None:
             raise ValueError("rejection sampling serves unconditional GANs only")
         if not self.rejection_calibrated:
             raise ValueError("rejection=True needs a calibrated critic: call calibrate_rejection(real data) first")
         edges, log_ratio = self.rejection_edges, self.rejection_log_ratio
-        outputs = rejection_sample(lambda k: self.generator(self.draw_latents(k, truncation), None),
+        outputs = rejection_sample(lambda k: generate(k, None),
                                    lambda y: log_ratio_of(self.critic(y, None), edges, log_ratio), n,
                                    float(log_ratio.max()))
         return self.to_data(outputs)

@@ -176,11 +176,13 @@ class StyleGAN(GANModel):
     # -- generating ---------------------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None, truncation: float | None = None,
-               psi: float | None = None, noise: bool = True) -> Tensor:
+               psi: float | None = None, noise: bool = True, rejection: bool = False) -> Tensor:
         """``n`` images; ``psi``: the truncation in W (0.7 in the course), ``truncation``: BigGAN's truncation of
-        ``z`` (see :mod:`~dgm.models.adversarial.base`), ``noise=False``: the noise inputs left out."""
-        w = self.styles_of(self.draw_latents(n, truncation), labels, psi)
-        return self.to_data(self.generator.synthesis(w, noise))
+        ``z`` (see :mod:`~dgm.models.adversarial.base`), ``noise=False``: the noise inputs left out, ``rejection``:
+        discriminator rejection sampling (its ratio calibrated on untruncated samples with noise)."""
+        def generate(k: int, given: Tensor | None) -> Tensor:
+            return self.generator.synthesis(self.styles_of(self.draw_latents(k, truncation), given, psi), noise)
+        return self.sample_from(generate, n, labels, rejection)
 
     @property
     def n_styles(self) -> int:
