@@ -20,10 +20,11 @@ in place of AdaIN (Karras et al., 2020, "Analyzing and Improving the Image Quali
 - :class:`ToImage`: a 1x1 modulated convolution to the image's channels without demodulation, plus a bias (the
   "tRGB" layers of 2020, Figure 7).
 
-Every weight has the equalised learning rate of both papers (Progressive GANs, §4.1; :func:`~dgm.nn.progressive.
-equalized`): stored as ``N(0, 1)`` and scaled at run time by He's constant, so that Adam moves each layer at the same
-relative speed; the mapping network's layers are slowed further by the learning-rate multiplier ``λ`` (0.01 in
-StyleGAN, Appendix C). A demodulated weight's own scale cancels in eq. 3, but its rate of change does not.
+Every weight has the equalised learning rate of both papers (Progressive GANs, §4.1;
+:func:`~dgm.nn.progressive.equalized`): stored as ``N(0, 1)`` and scaled at run time by He's constant, so that Adam
+moves each layer at the same relative speed; the mapping network's layers are slowed further by the learning-rate
+multiplier ``λ`` (0.01 in StyleGAN, Appendix C). A demodulated weight's own scale cancels in eq. 3, but its rate of
+change does not.
 """
 from __future__ import annotations
 
