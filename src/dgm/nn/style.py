@@ -33,13 +33,13 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
 from torch.nn.utils import parametrize
 
 from dgm.nn.progressive import Scale, equalized, pixel_norm
 
 EPSILON = 1e-8  # ε of demodulation (eq. 3)
 SLOPE = 0.2  # the negative slope of every LeakyReLU
+MAPPING_LR_MULTIPLIER = 0.01  # StyleGAN's λ of the mapping network (Appendix C)
 
 
 def upsample(x: Tensor) -> Tensor:
@@ -59,7 +59,7 @@ class MappingNetwork(nn.Module):
     StyleGAN's λ of every layer."""
 
     def __init__(self, latent_dim: int, w_dim: int, layers: int, n_classes: int | None = None,
-                 lr_multiplier: float = 0.01):
+                 lr_multiplier: float = MAPPING_LR_MULTIPLIER):
         super().__init__()
         self.embedding = None if n_classes is None else nn.Embedding(n_classes, latent_dim)
         widths = [latent_dim * (1 if n_classes is None else 2)] + [w_dim] * layers
@@ -85,27 +85,30 @@ class ModulatedConv2d(nn.Module):
         self.affine = equalized(nn.Linear(w_dim, channels_in), gain=1)  # A of the paper: the style s = A(w)
         nn.init.ones_(self.affine.bias)
 
-    def styles_and_demodulation(self, w: Tensor) -> tuple[Tensor, Tensor | None]:
+    def styles_and_demodulation(self, w: Tensor, weight: Tensor) -> tuple[Tensor, Tensor | None]:
         """The style ``s = A(w)`` ``(N, C_in)`` and, where ``demodulate``, ``1 / σ_j`` ``(N, C_out)`` with
-        ``σ_j² = Σ_{i,k} (s_i · w_ijk)² + ε = Σ_i s_i² Σ_k w_ijk² + ε`` (eq. 3)."""
+        ``σ_j² = Σ_{i,k} (s_i · w_ijk)² + ε = Σ_i s_i² Σ_k w_ijk² + ε`` (eq. 3), for the layer's (scaled)
+        ``weight``, read once per call by the caller."""
         s = self.affine(w)
         if not self.demodulate:
             return s, None
-        return s, torch.rsqrt(s.square() @ self.weight.square().sum(dim=(2, 3)).T + EPSILON)
+        return s, torch.rsqrt(s.square() @ weight.square().sum(dim=(2, 3)).T + EPSILON)
 
     def modulated_weight(self, w: Tensor) -> Tensor:
         """Each sample's weights ``(N, C_out, C_in, k, k)``: ``s_i · w_ijk`` (eq. 1), divided by ``σ_j`` where
         ``demodulate`` (eq. 3)."""
-        s, inverse_sigma = self.styles_and_demodulation(w)
-        weight = self.weight * s[:, None, :, None, None]
-        return weight if inverse_sigma is None else weight * inverse_sigma[:, :, None, None, None]
+        weight = self.weight
+        s, inverse_sigma = self.styles_and_demodulation(w, weight)
+        modulated = weight * s[:, None, :, None, None]
+        return modulated if inverse_sigma is None else modulated * inverse_sigma[:, :, None, None, None]
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
         """The convolution with :meth:`modulated_weight`, computed as StyleGAN2's training code does: the input
         scaled by ``s``, one ordinary convolution with the shared weights, the output scaled by ``1 / σ`` (the same
         numbers; on a CPU 1.5 times faster than one grouped convolution with per-sample weights)."""
-        s, inverse_sigma = self.styles_and_demodulation(w)
-        out = F.conv2d(x * s[:, :, None, None], self.weight, padding=self.weight.shape[-1] // 2)
+        weight = self.weight  # the equalised scaling, applied once
+        s, inverse_sigma = self.styles_and_demodulation(w, weight)
+        out = F.conv2d(x * s[:, :, None, None], weight, padding=weight.shape[-1] // 2)
         return out if inverse_sigma is None else out * inverse_sigma[:, :, None, None]
 
 

@@ -205,7 +205,7 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
             with denormals_flushed():
                 trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
         except SystemExit:  # Lightning's answer to a second Ctrl-C
-            _add_seconds(folder, time.perf_counter() - started, trainer)
+            _record_training(folder, time.perf_counter() - started, trainer)
             raise TrainingInterrupted(f"training interrupted at step {trainer.global_step}; the run continues from "
                                       f"its last checkpoint with: dgm train --resume {folder.path}") from None
         seconds = time.perf_counter() - started
@@ -216,7 +216,7 @@ def fit(model: GenerativeModel, data: Data | str, out: str | Path | None = None,
                 fitted_after = model.after_training(_some_training_examples(data, build, seed))
         if trainer.is_global_zero:
             model.save(folder.path)
-        _add_seconds(folder, seconds, trainer, fitted_after)
+        _record_training(folder, seconds, trainer, fitted_after)
     return Run(folder.path, model, trainer.global_rank, seconds, interrupt.interrupted, trainer.global_step)
 
 
@@ -253,7 +253,7 @@ def _launching_process() -> bool:
     return rank_zero_only.rank == 0
 
 
-def _add_seconds(folder: RunFolder, seconds: float, trainer: L.Trainer, fitted_after: dict | None = None) -> None:
+def _record_training(folder: RunFolder, seconds: float, trainer: L.Trainer, fitted_after: dict | None = None) -> None:
     """The training's seconds added to ``run.json``, with the figures of the model's ``after_training`` hook where
     it reported some (``"after_training"``, those of the latest training)."""
     if trainer.is_global_zero:

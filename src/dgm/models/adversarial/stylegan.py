@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from dgm.core import check_integer, check_levels
 from dgm.models.adversarial.base import GANModel, check_image_shape
 from dgm.models.adversarial.networks import DCGANCritic, upsampling_stages
-from dgm.nn.style import MappingNetwork, StyleBlock, ToImage, upsample
+from dgm.nn.style import MAPPING_LR_MULTIPLIER, MappingNetwork, StyleBlock, ToImage, upsample
 from dgm.registry import register_model
 
 STYLES_PER_RESOLUTION = 2  # style blocks at each resolution of the synthesis network, as in the paper
@@ -120,7 +120,7 @@ def mix_randomly(w1: Tensor, w2: Tensor, probability: float) -> Tensor:
                             "convolutions, noise inputs, style mixing, truncation in W; conditional")
 class StyleGAN(GANModel):
     def __init__(self, shape: tuple[int, ...], levels: int = 256, latent_dim: int = 128, width: int = 32,
-                 w_dim: int = 128, mapping_layers: int = 8, mapping_lr_multiplier: float = 0.01,
+                 w_dim: int = 128, mapping_layers: int = 8, mapping_lr_multiplier: float = MAPPING_LR_MULTIPLIER,
                  style_mixing: float = 0.9,
                  loss: str = "non_saturating", critic_steps: int = 1, gradient_penalty: float = 0.0,
                  r1: float = 0.01, clip_weights: float | None = None, spectral_norm: bool = False,
