@@ -82,6 +82,37 @@ def test_a_gan_with_the_true_critic_samples_the_data_after_calibration():
     assert model.sample(50_000).var(0).mean().item() == pytest.approx(4, abs=0.1)  # without: the generator's
 
 
+class QuadraticCritic(nn.Module):
+    """``D(x) = a |x|² + b``, both zero at first: the family that holds the log-ratio of the test above."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Parameter(torch.zeros(())), nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, labels=None):
+        return self.a * x.pow(2).sum(1) + self.b
+
+
+def test_fine_tuning_turns_the_critic_into_the_log_ratio_before_calibration():
+    """With ``calibration_steps``, calibration first trains the critic on the logistic loss, whose optimum is the
+    log-ratio ``log 4 − 3|x|²/8`` of data ``N(0, I)`` to the generator ``N(0, 4 I)``; rejection then draws the data.
+    Fine-tuning needs half of the examples, so 999 leave ``after_training`` uncalibrated (500 are needed for each
+    half)."""
+    torch.manual_seed(5)
+    model = dgm.create("gan", shape=(2,), latent_dim=2, calibration_steps=3000)
+    model.generator, model.critic = WideGenerator(), QuadraticCritic()
+    assert model.after_training(torch.randn(999, 2)) is None and not model.rejection_calibrated
+    found = model.calibrate_rejection(torch.randn(200_000, 2))
+    assert model.critic.a.item() == pytest.approx(-3 / 8, abs=0.03)
+    assert model.critic.b.item() == pytest.approx(math.log(4), abs=0.06)
+    assert found["acceptance"] == pytest.approx(1 / 3.88, abs=0.025)
+    assert not model.critic.training
+    x = model.sample(50_000, rejection=True)
+    assert torch.allclose(torch.cov(x.T), torch.eye(2), atol=0.04)
+    with pytest.raises(ValueError, match="calibration_steps"):
+        dgm.create("gan", shape=(2,), calibration_steps=-1)
+
+
 def test_the_calibration_is_saved_with_the_model(tmp_path):
     torch.manual_seed(3)
     model = dgm.create("gan", shape=(2,), latent_dim=2, hidden=[8])

@@ -25,13 +25,18 @@ are that output mapped back and rounded to the nearest level. ``sample(n, trunca
 from a standard normal truncated to ``[−t, t]`` (each entry outside redrawn: the truncation trick of BigGAN, Brock et
 al., 2019, §3.1), trading variety for quality. After :meth:`~GANModel.calibrate_rejection` on real data,
 ``sample(n, rejection=True)`` keeps each sample with a probability from the critic's density ratio (discriminator
-rejection sampling, :mod:`dgm.models.adversarial.rejection`).
+rejection sampling, :mod:`dgm.models.adversarial.rejection`). With ``calibration_steps = k`` the calibration first
+trains the critic alone for ``k`` more steps on a standard discriminator's logistic loss, real examples against the
+frozen generator's samples, as DRS does before it reads the critic (Azadi et al., 2019): that loss's optimum has
+``logit D*(x) = log r(x)`` (Goodfellow et al., 2014, Prop. 1), where a Lipschitz or hinge critic is at best an
+ordering of ``r``.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from dgm.core import AdversarialModel, Losses, Update, check_integer, check_levels
@@ -43,6 +48,8 @@ from dgm.models.adversarial.rejection import (MIN_CALIBRATION_EXAMPLES, RATIO_BI
 from dgm.nn.spectral_norm import normalise_every_layer
 
 CALIBRATION_BATCH = 1000  # examples per critic call while calibrating rejection sampling
+FINE_TUNING_BATCH = 512  # real and as many generated examples per step of the critic's fine-tuning
+FINE_TUNING_LR, FINE_TUNING_BETAS = 1e-3, (0.5, 0.999)  # its Adam (the PyTorch examples' betas)
 TRUNCATION_REDRAWS = 100  # rounds of redrawing latent entries outside [−t, t]; the chance one survives is tiny
 
 
@@ -80,7 +87,7 @@ class GANModel(AdversarialModel):
     def __init__(self, shape: tuple[int, ...], levels: int | None, latent_dim: int, loss: str,
                  critic_steps: int, gradient_penalty: float, r1: float, clip_weights: float | None,
                  spectral_norm: bool, label_smoothing: float, generator_lr: float | None, critic_lr: float | None,
-                 betas: tuple[float, float], n_classes: int | None):
+                 betas: tuple[float, float], n_classes: int | None, calibration_steps: int = 0):
         super().__init__()
         self.shape, self.levels = tuple(shape), check_levels(levels, type(self).__name__, allow_continuous=True)
         self.latent_dim = check_integer(latent_dim, "latent_dim", 1)
@@ -94,6 +101,7 @@ class GANModel(AdversarialModel):
         self.critic_lr = _positive_or_none(critic_lr, "critic_lr")
         self.adam_betas = check_betas(betas)
         self.n_classes = None if n_classes is None else check_integer(n_classes, "n_classes", 2)
+        self.calibration_steps = check_integer(calibration_steps, "calibration_steps", 0)
         self.register_buffer("rejection_edges", torch.zeros(RATIO_BINS - 1, dtype=torch.float64))
         self.register_buffer("rejection_log_ratio", torch.zeros(RATIO_BINS, dtype=torch.float64))
         self.register_buffer("rejection_calibrated", torch.tensor(False))
@@ -162,12 +170,18 @@ class GANModel(AdversarialModel):
 
     @torch.no_grad()
     def calibrate_rejection(self, real: Tensor) -> dict:
-        """Calibrate the critic's density ratio on ``real`` examples (at least ``MIN_CALIBRATION_EXAMPLES``) against
-        as many samples of the generator (see :mod:`~dgm.models.adversarial.rejection`) for ``sample(n,
-        rejection=True)``; returns the largest log-ratio ``log M`` and the acceptance rate ``E_G[r] / M`` it
-        implies. ``fit`` calls it at the end of training (:meth:`after_training`)."""
+        """Calibrate the critic's density ratio on ``real`` examples (at least ``MIN_CALIBRATION_EXAMPLES``, twice
+        as many with ``calibration_steps``) against as many samples of the generator (see
+        :mod:`~dgm.models.adversarial.rejection`) for ``sample(n, rejection=True)``; returns the largest log-ratio
+        ``log M`` and the acceptance rate ``E_G[r] / M`` it implies. With ``calibration_steps`` the critic is first
+        fine-tuned (:meth:`fine_tune_critic`) on the first half of ``real`` and the ratio binned on the other half.
+        ``fit`` calls it at the end of training (:meth:`after_training`)."""
         if self.n_classes is not None:
             raise ValueError("rejection sampling serves unconditional GANs only")
+        if self.calibration_steps:
+            half = len(real) // 2
+            tuning, real = real[:half], real[half:]
+            self.fine_tune_critic(tuning, self.calibration_steps)
         on_real = torch.cat([self.critic(self.to_network(batch.to(self.device)), None) for batch in
                              real.split(CALIBRATION_BATCH)])
         on_fake = torch.cat([self.critic(self.generator(self.draw_latents(len(batch)), None), None) for batch in
@@ -179,12 +193,30 @@ class GANModel(AdversarialModel):
         log_bound = float(log_ratio.max())
         return {"log_bound": log_bound, "acceptance": float((log_ratio - log_bound).exp().mean())}
 
+    def fine_tune_critic(self, real: Tensor, steps: int) -> float:
+        """``steps`` Adam updates of the critic alone on the logistic loss ``−log σ(D(x)) − log(1 − σ(D(G(z))))``,
+        ``x`` drawn from ``real``, the generator frozen; returns the last step's loss."""
+        optimizer = torch.optim.Adam(self.critic_parameters(), lr=FINE_TUNING_LR, betas=FINE_TUNING_BETAS)
+        targets = torch.cat([torch.ones(FINE_TUNING_BATCH), torch.zeros(FINE_TUNING_BATCH)]).to(self.device)
+        self.critic.train()
+        with torch.enable_grad():
+            for _ in range(steps):
+                x = self.to_network(real[torch.randint(len(real), (FINE_TUNING_BATCH,))].to(self.device))
+                with torch.no_grad():
+                    fake = self.generator(self.draw_latents(FINE_TUNING_BATCH), None)
+                loss = F.binary_cross_entropy_with_logits(self.critic(torch.cat([x, fake]), None), targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        self.critic.eval()
+        return float(loss)
+
     def after_training(self, train: Tensor) -> dict | None:
         """Calibrate rejection sampling on the training examples ``fit`` gives, for an unconditional GAN and at least
         the examples :func:`~dgm.models.adversarial.rejection.fit_log_ratio` needs (otherwise it stays
         uncalibrated); the calibration's figures are returned as ``{"rejection": {"log_bound": …, "acceptance":
         …}}``."""
-        if self.n_classes is None and len(train) >= MIN_CALIBRATION_EXAMPLES:
+        if self.n_classes is None and len(train) >= MIN_CALIBRATION_EXAMPLES * (2 if self.calibration_steps else 1):
             return {"rejection": self.calibrate_rejection(train)}
         return None
 

@@ -20,11 +20,12 @@ class DCGAN(GANModel):
                  loss: str = "non_saturating", critic_steps: int = 1, gradient_penalty: float = 0.0,
                  r1: float = 0.0, clip_weights: float | None = None, spectral_norm: bool = False,
                  label_smoothing: float = 0.0, generator_lr: float | None = None, critic_lr: float | None = None,
-                 betas: tuple[float, float] = (0.5, 0.999), n_classes: int | None = None):
+                 betas: tuple[float, float] = (0.5, 0.999), n_classes: int | None = None,
+                 calibration_steps: int = 0):
         shape = check_image_shape(shape, "dcgan")
         super().__init__(shape, check_levels(levels, "dcgan"), latent_dim, loss, critic_steps, gradient_penalty,
                          r1, clip_weights, spectral_norm, label_smoothing, generator_lr, critic_lr, betas,
-                         n_classes)
+                         n_classes, calibration_steps)
         check_integer(width, "width", 1)
         self.generator = DCGANGenerator(shape, latent_dim, width, self.n_classes)
         self.critic = DCGANCritic(shape, width, self.n_classes)

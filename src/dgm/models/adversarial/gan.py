@@ -57,12 +57,13 @@ class GAN(GANModel):
                  r1: float = 0.0, clip_weights: float | None = None, spectral_norm: bool = False,
                  label_smoothing: float = 0.0, generator_lr: float | None = None, critic_lr: float | None = None,
                  betas: tuple[float, float] = (0.5, 0.999), n_classes: int | None = None,
-                 critic_activation: str = "leaky_relu", critic_lipschitz: float = 1.0):
+                 critic_activation: str = "leaky_relu", critic_lipschitz: float = 1.0, calibration_steps: int = 0):
         if len(shape) != 1:
             raise ValueError(f"gan models vectors of shape (D,); got shape {tuple(shape)} (image GANs: dcgan, sngan)")
         dim = shape[0]
         super().__init__(shape, None, latent_dim, loss, critic_steps, gradient_penalty, r1, clip_weights,
-                         spectral_norm, label_smoothing, generator_lr, critic_lr, betas, n_classes)
+                         spectral_norm, label_smoothing, generator_lr, critic_lr, betas, n_classes,
+                         calibration_steps)
         self.generator = LabelledMLP(latent_dim, hidden, dim, self.n_classes)
         if critic_activation not in CRITIC_ACTIVATIONS:
             raise ValueError(f"critic_activation must be one of {', '.join(CRITIC_ACTIVATIONS)}, "

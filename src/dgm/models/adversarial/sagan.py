@@ -40,11 +40,11 @@ class SAGAN(GANModel):
                  gradient_penalty: float = 0.0, r1: float = 0.0, clip_weights: float | None = None,
                  spectral_norm: bool = True, label_smoothing: float = 0.0, generator_lr: float | None = 1e-4,
                  critic_lr: float | None = 4e-4, betas: tuple[float, float] = (0.0, 0.9),
-                 n_classes: int | None = None):
+                 n_classes: int | None = None, calibration_steps: int = 0):
         shape = check_image_shape(shape, "sagan")
         super().__init__(shape, check_levels(levels, "sagan"), latent_dim, loss, critic_steps, gradient_penalty,
                          r1, clip_weights, spectral_norm, label_smoothing, generator_lr, critic_lr, betas,
-                         n_classes)
+                         n_classes, calibration_steps)
         check_integer(width, "width", 1)
         self.attention_resolution = check_attention_resolution(attention_resolution, shape)
         self.generator = ResNetGenerator(shape, latent_dim, 2 * width, self.n_classes, self.attention_resolution)

@@ -24,11 +24,12 @@ class SNGAN(GANModel):
                  loss: str = "hinge", critic_steps: int = 5, gradient_penalty: float = 0.0, r1: float = 0.0,
                  clip_weights: float | None = None, spectral_norm: bool = True, label_smoothing: float = 0.0,
                  generator_lr: float | None = 2e-4, critic_lr: float | None = 2e-4,
-                 betas: tuple[float, float] = (0.0, 0.9), n_classes: int | None = None):
+                 betas: tuple[float, float] = (0.0, 0.9), n_classes: int | None = None,
+                 calibration_steps: int = 0):
         shape = check_image_shape(shape, "sngan")
         super().__init__(shape, check_levels(levels, "sngan"), latent_dim, loss, critic_steps, gradient_penalty,
                          r1, clip_weights, spectral_norm, label_smoothing, generator_lr, critic_lr, betas,
-                         n_classes)
+                         n_classes, calibration_steps)
         check_integer(width, "width", 1)
         self.generator = ResNetGenerator(shape, latent_dim, 2 * width, self.n_classes)
         self.critic = ResNetCritic(shape, width, self.n_classes)

@@ -125,11 +125,12 @@ class StyleGAN(GANModel):
                  loss: str = "non_saturating", critic_steps: int = 1, gradient_penalty: float = 0.0,
                  r1: float = 0.01, clip_weights: float | None = None, spectral_norm: bool = False,
                  label_smoothing: float = 0.0, generator_lr: float | None = None, critic_lr: float | None = None,
-                 betas: tuple[float, float] = (0.0, 0.99), n_classes: int | None = None):
+                 betas: tuple[float, float] = (0.0, 0.99), n_classes: int | None = None,
+                 calibration_steps: int = 0):
         shape = check_image_shape(shape, "stylegan")
         super().__init__(shape, check_levels(levels, "stylegan"), latent_dim, loss, critic_steps, gradient_penalty,
                          r1, clip_weights, spectral_norm, label_smoothing, generator_lr, critic_lr, betas,
-                         n_classes)
+                         n_classes, calibration_steps)
         if not (_is_number(style_mixing) and 0 <= style_mixing <= 1):
             raise ValueError(f"style_mixing is a probability in [0, 1], got {style_mixing!r}")
         self.style_mixing = float(style_mixing)
