@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dgm.models.adversarial.losses import (F_DIVERGENCES, FDivergence, Hinge, LeastSquares, Minimax, NonSaturating,
-                                           Wasserstein, gradient_penalty, r1_penalty)
+                                           Wasserstein, adversarial_loss, gradient_penalty, r1_penalty)
 
 
 def test_gradient_penalty_of_the_course():
@@ -104,3 +104,26 @@ def test_closed_form_conjugate_of_the_activation_and_its_range(name):
     torch.testing.assert_close(divergence.conjugate_of_activation(v), divergence.conjugate(divergence.activation(v)))
     wide = torch.linspace(-80, 80, 161)
     assert torch.isfinite(divergence.conjugate_of_activation(wide)).all()
+
+
+def test_non_saturating_f_gan_generators():
+    """``"f-<divergence>-non_saturating"`` maximises ``E_Q[g_f(v)]``: for Jensen-Shannon, ``g_f(v) = log 2 −
+    softplus(−v)``, the non-saturating GAN's generator loss shifted by ``log 2``; for total variation, whose
+    ``f*(t) = t``, the saddle's own; for squared Hellinger its gradient ``e^{−v}`` grows where the critic rejects
+    (``v → −∞``) while the saddle's ``e^v`` vanishes. The critic's side is the saddle's."""
+    fake, real = torch.tensor([4.0, 0.5, -6.0], dtype=torch.float64), torch.tensor([1.0, -2.0], dtype=torch.float64)
+    js = adversarial_loss("f-jensen_shannon-non_saturating")
+    assert js.generator(fake).item() == pytest.approx(NonSaturating().generator(fake).item() - math.log(2))
+    tv = ("f-total_variation", "f-total_variation-non_saturating")
+    assert adversarial_loss(tv[0]).generator(fake).item() == pytest.approx(adversarial_loss(tv[1]).generator(fake))
+    gradients = {}
+    for name in ("f-squared_hellinger", "f-squared_hellinger-non_saturating"):
+        v = fake.clone().requires_grad_(True)
+        adversarial_loss(name).generator(v).backward()
+        gradients[name] = -v.grad * len(v)  # the ascent direction on each output
+        assert adversarial_loss(name).critic(real, fake).item() == pytest.approx(
+            FDivergence("squared_hellinger").critic(real, fake).item())
+    torch.testing.assert_close(gradients["f-squared_hellinger"], fake.exp())
+    torch.testing.assert_close(gradients["f-squared_hellinger-non_saturating"], (-fake).exp())
+    with pytest.raises(ValueError, match="unknown adversarial loss"):
+        adversarial_loss("f-kullback-non_saturating")

@@ -29,7 +29,7 @@ from dgm.training.data import DataModule
 from dgm.training.module import TrainingModule
 from dgm.training.progress import Progress, StopCondition, batches_per_epoch, resume_plan
 
-AFTER_TRAINING_EXAMPLES = 10_000  # training examples given to a model's after_training hook
+AFTER_TRAINING_EXAMPLES = 20_000  # training examples given to a model's after_training hook
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")

@@ -209,7 +209,7 @@ class GANModel(AdversarialModel):
                 loss.backward()
                 optimizer.step()
         self.critic.eval()
-        return float(loss)
+        return float(loss.detach())
 
     def after_training(self, train: Tensor) -> dict | None:
         """Calibrate rejection sampling on the training examples ``fit`` gives, for an unconditional GAN and at least

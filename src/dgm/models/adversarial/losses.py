@@ -14,7 +14,11 @@ minimise: ``critic(v_real, v_fake)`` for the critic (discriminator), ``generator
   generator ``−v_fake``.
 - :class:`FDivergence` (f-GAN; Nowozin, Cseke & Tomioka, 2016, eq. 6 and Table 6): the critic's output passes an
   activation ``T = g_f(v)`` into the domain of the convex conjugate ``f*``; the critic maximises the variational
-  lower bound ``E_P[T] − E_Q[f*(T)] ≤ D_f(P ‖ Q)`` (equality at ``T = f'(p/q)``), the generator minimises it.
+  lower bound ``E_P[T] − E_Q[f*(T)] ≤ D_f(P ‖ Q)`` (equality at ``T = f'(p/q)``), the generator minimises it
+  (``"f-<divergence>"``: the saddle point of eq. 6) or, as the paper's experiments do (§3.2), maximises
+  ``E_Q[g_f(v)]`` instead (``"f-<divergence>-non_saturating"``), whose gradient does not vanish where the critic
+  rejects the generated points: for Jensen-Shannon that is the non-saturating GAN, for total variation (``f*(t) =
+  t``) the same as the saddle.
 
 Penalties on the critic: :func:`gradient_penalty` (WGAN-GP; Gulrajani et al., 2017, eq. 3: ``E (‖∇_x̂ D(x̂)‖ − 1)²``
 at random interpolates ``x̂`` of real and generated points) and :func:`r1_penalty` (Mescheder, Geiger & Nowozin,
@@ -99,13 +103,15 @@ F_DIVERGENCES = {
 
 
 class FDivergence:
-    """The f-GAN loss of the divergence ``name`` (a key of ``F_DIVERGENCES``); ``bound(real, fake)`` is the
-    variational lower bound ``E_P[T] − E_Q[f*(T)]`` on ``D_f(P ‖ Q)``."""
+    """The f-GAN loss of the divergence ``name`` (a key of ``F_DIVERGENCES``), its generator update the saddle
+    point's or, with ``non_saturating``, the paper's practical one; ``bound(real, fake)`` is the variational lower
+    bound ``E_P[T] − E_Q[f*(T)]`` on ``D_f(P ‖ Q)``."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, non_saturating: bool = False):
         if name not in F_DIVERGENCES:
             raise ValueError(f"unknown f-divergence {name!r}; choose one of {sorted(F_DIVERGENCES)}")
         self.divergence = F_DIVERGENCES[name]
+        self.non_saturating = non_saturating
 
     def bound(self, real: Tensor, fake: Tensor) -> Tensor:
         return self.divergence.activation(real).mean() - self.divergence.conjugate_of_activation(fake).mean()
@@ -114,6 +120,8 @@ class FDivergence:
         return -self.bound(real, fake)
 
     def generator(self, fake: Tensor) -> Tensor:
+        if self.non_saturating:
+            return -self.divergence.activation(fake).mean()
         return -self.divergence.conjugate_of_activation(fake).mean()
 
 
@@ -139,12 +147,14 @@ def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
 
 LOSSES = {"minimax": Minimax, "non_saturating": NonSaturating, "least_squares": LeastSquares,
           "wasserstein": Wasserstein, "hinge": Hinge}
-LOSS_NAMES = (*LOSSES, *(f"f-{name}" for name in F_DIVERGENCES))
+NON_SATURATING_SUFFIX = "-non_saturating"
+LOSS_NAMES = (*LOSSES, *(f"f-{name}{suffix}" for name in F_DIVERGENCES for suffix in ("", NON_SATURATING_SUFFIX)))
 
 
 def adversarial_loss(name: str, label_smoothing: float = 0.0):
     """The loss named ``name``: a key of ``LOSSES``, or ``"f-<divergence>"`` for the f-GAN of a key of
-    ``F_DIVERGENCES`` (``"f-kl"``, ``"f-jensen_shannon"``, ...). ``label_smoothing`` is an option of the losses of
+    ``F_DIVERGENCES`` (``"f-kl"``, ``"f-jensen_shannon"``, ...), ``"f-<divergence>-non_saturating"`` for its
+    generator's practical update. ``label_smoothing`` is an option of the losses of
     a discriminator with probabilities (minimax, non-saturating)."""
     if label_smoothing and name not in ("minimax", "non_saturating"):
         raise ValueError(f"label_smoothing smooths the targets of a discriminator's probabilities: use it with "
@@ -153,6 +163,8 @@ def adversarial_loss(name: str, label_smoothing: float = 0.0):
         return LOSSES[name](label_smoothing)
     if name in LOSSES:
         return LOSSES[name]()
-    if isinstance(name, str) and name.startswith("f-") and name[2:] in F_DIVERGENCES:
-        return FDivergence(name[2:])
+    if isinstance(name, str) and name.startswith("f-"):
+        divergence = name[2:].removesuffix(NON_SATURATING_SUFFIX)
+        if divergence in F_DIVERGENCES:
+            return FDivergence(divergence, non_saturating=name.endswith(NON_SATURATING_SUFFIX))
     raise ValueError(f"unknown adversarial loss {name!r}; choose one of {', '.join(LOSS_NAMES)}")
