@@ -106,7 +106,11 @@ def test_fine_tuning_turns_the_critic_into_the_log_ratio_before_calibration():
     assert model.critic.a.item() == pytest.approx(-3 / 8, abs=0.03)
     assert model.critic.b.item() == pytest.approx(math.log(4), abs=0.06)
     assert found["acceptance"] == pytest.approx(1 / 3.88, abs=0.025)
+    # one batch's logistic loss at the optimum: ½ (E_P softplus(−log r) + E_Q softplus(log r)) = 0.520 (Monte Carlo)
+    assert found["fine_tuning_loss"] == pytest.approx(0.520, abs=0.06)
     assert not model.critic.training
+    with pytest.raises(ValueError, match="steps"):
+        model.fine_tune_critic(torch.randn(10, 2), 0)
     x = model.sample(50_000, rejection=True)
     assert torch.allclose(torch.cov(x.T), torch.eye(2), atol=0.04)
     with pytest.raises(ValueError, match="calibration_steps"):

@@ -174,14 +174,16 @@ class GANModel(AdversarialModel):
         as many with ``calibration_steps``) against as many samples of the generator (see
         :mod:`~dgm.models.adversarial.rejection`) for ``sample(n, rejection=True)``; returns the largest log-ratio
         ``log M`` and the acceptance rate ``E_G[r] / M`` it implies. With ``calibration_steps`` the critic is first
-        fine-tuned (:meth:`fine_tune_critic`) on the first half of ``real`` and the ratio binned on the other half.
-        ``fit`` calls it at the end of training (:meth:`after_training`)."""
+        fine-tuned (:meth:`fine_tune_critic`) on the first half of ``real``, its last batch's loss returned too
+        (``fine_tuning_loss``; ``log 2 ≈ 0.693`` for a critic that cannot tell real from generated), and the ratio
+        binned on the other half. ``fit`` calls it at the end of training (:meth:`after_training`)."""
         if self.n_classes is not None:
             raise ValueError("rejection sampling serves unconditional GANs only")
+        fine_tuning = {}
         if self.calibration_steps:
             half = len(real) // 2
             tuning, real = real[:half], real[half:]
-            self.fine_tune_critic(tuning, self.calibration_steps)
+            fine_tuning["fine_tuning_loss"] = self.fine_tune_critic(tuning, self.calibration_steps)
         on_real = torch.cat([self.critic(self.to_network(batch.to(self.device)), None) for batch in
                              real.split(CALIBRATION_BATCH)])
         on_fake = torch.cat([self.critic(self.generator(self.draw_latents(len(batch)), None), None) for batch in
@@ -191,11 +193,12 @@ class GANModel(AdversarialModel):
         self.rejection_log_ratio.copy_(log_ratio)
         self.rejection_calibrated.fill_(True)
         log_bound = float(log_ratio.max())
-        return {"log_bound": log_bound, "acceptance": float((log_ratio - log_bound).exp().mean())}
+        return {"log_bound": log_bound, "acceptance": float((log_ratio - log_bound).exp().mean()), **fine_tuning}
 
     def fine_tune_critic(self, real: Tensor, steps: int) -> float:
         """``steps`` Adam updates of the critic alone on the logistic loss ``−log σ(D(x)) − log(1 − σ(D(G(z))))``,
         ``x`` drawn from ``real``, the generator frozen; returns the last step's loss."""
+        check_integer(steps, "steps", 1)
         optimizer = torch.optim.Adam(self.critic_parameters(), lr=FINE_TUNING_LR, betas=FINE_TUNING_BETAS)
         targets = torch.cat([torch.ones(FINE_TUNING_BATCH), torch.zeros(FINE_TUNING_BATCH)]).to(self.device)
         self.critic.train()
