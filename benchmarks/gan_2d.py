@@ -4,7 +4,7 @@ For each recipe, in one process and one thread: train it with dgm's trainer for 
 the 25-Gaussian ones), draw 10 000 samples and count, by VEEGAN's rule (:mod:`dgm.metrics.modes`), the modes that
 receive a high-quality sample (within 3 standard deviations of a centre) and the share of high-quality samples;
 then the same for 10 000 samples of discriminator rejection sampling (:mod:`dgm.models.adversarial.rejection`),
-calibrated as ``fit`` does at the end of training (on 10 000 training points; with the recipe's
+calibrated as ``fit`` does at the end of training (on the training points it gives; with the recipe's
 ``calibration_steps``, the critic fine-tuned on half of them first), with its acceptance rate. The seconds are
 those of all of ``fit``, the calibration included.
 PacGAN's anchor on the same grid: a GAN finds about 17 of 25 modes, its best packing about 24.
@@ -18,7 +18,6 @@ if that file has them.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from dgm.data import load
 from dgm.metrics import mode_metrics
 from dgm.metrics.quality import mixture_modes
 from dgm.recipes import load_recipe
-from dgm.run_folder import RUN_FILE
+from dgm.run_folder import RunFolder
 from dgm.training import TrainingDiverged, fit, seed_everything
 from doc_tables import write_between_markers  # benchmarks/doc_tables.py, beside this script
 
@@ -56,7 +55,7 @@ def measure(name: str, seed: int) -> dict:
         except TrainingDiverged as error:
             return {"recipe": name, "diverged": str(error).split(";")[0]}
         seconds = time.perf_counter() - started
-        calibration = json.loads((Path(directory) / RUN_FILE).read_text())["after_training"]["rejection"]
+        calibration = RunFolder(directory).read_record()["after_training"]["rejection"]
     model = run.model.eval()
     centres, std = mixture_modes(data)
     with torch.no_grad():
