@@ -5,6 +5,7 @@ Each test checks the outcome and, where nothing should change, that the run fold
 import json
 import os
 import signal
+import warnings
 
 import pytest
 import torch
@@ -47,6 +48,16 @@ def test_a_second_training_of_a_folder_in_use_is_refused_naming_the_process(tmp_
     _fit(gaussian_data, folder.path, max_epochs=1)  # the hold ends with its holder
     with folder.owned(), pytest.raises(RunInUse):
         _fit(gaussian_data, folder.path, max_epochs=2, resume=True)
+
+
+def test_loading_a_run_that_a_process_still_trains_warns_that_it_is_the_last_epoch_export(tmp_path, gaussian_data):
+    _fit(gaussian_data, tmp_path / "run", max_epochs=1)
+    folder = RunFolder(tmp_path / "run")
+    with folder.owned(), pytest.warns(UserWarning, match=f"still being trained by process {os.getpid()}"):
+        dgm.load(folder.path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dgm.load(folder.path)  # the hold ended with its holder
 
 
 def test_a_new_run_goes_only_into_a_new_or_empty_folder(tmp_path, gaussian_data):

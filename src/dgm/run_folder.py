@@ -23,8 +23,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dgm.api import load
-from dgm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_json, write_json
+from lightning.pytorch.utilities import rank_zero_warn
+
+from dgm.api import model_class
+from dgm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, read_json, write_json
 from dgm.data.base import Data
 from dgm.data.base import load as load_data
 
@@ -109,6 +111,14 @@ class RunFolder:
             with open(self.path / LOCK_FILE) as lock:
                 self._hold(lock, fcntl.LOCK_SH)
 
+    def training_process(self) -> str | None:
+        """The id of the process that holds the folder (:meth:`owned`), ``None`` where none does."""
+        try:
+            self.check_not_in_use()
+        except RunInUse:
+            return (self.path / LOCK_FILE).read_text().strip() or "?"
+        return None
+
     def _hold(self, lock, kind: int) -> None:
         try:
             fcntl.flock(lock, kind | fcntl.LOCK_NB)
@@ -168,8 +178,13 @@ class RunFolder:
         return (self.path / WEIGHTS_FILE).is_file()
 
     def load_model(self):
-        """The model, rebuilt from ``config.json`` and ``model.safetensors``."""
-        return load(self.path)
+        """The model, rebuilt from ``config.json`` and ``model.safetensors``; with a warning where a process is
+        still training the run, whose weights are then those it exported at its last epoch's end."""
+        process = self.training_process()
+        if process is not None:
+            rank_zero_warn(f"{self.path} is still being trained by process {process}: this is the model it exported "
+                           "at its last epoch's end, not the final one")
+        return load_model(self.path, model_class)
 
     def load_data(self) -> Data:
         """The data set the run was trained on, rebuilt from its name and options."""
