@@ -54,10 +54,10 @@ def test_loading_a_run_that_a_process_still_trains_warns_that_it_is_the_last_epo
     _fit(gaussian_data, tmp_path / "run", max_epochs=1)
     folder = RunFolder(tmp_path / "run")
     with folder.owned(), pytest.warns(UserWarning, match=f"still being trained by process {os.getpid()}"):
-        dgm.load(folder.path)
+        folder.load_model()  # what `dgm evaluate` and `dgm sample` load through
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        dgm.load(folder.path)  # the hold ended with its holder
+        folder.load_model()  # the hold ended with its holder
 
 
 def test_a_new_run_goes_only_into_a_new_or_empty_folder(tmp_path, gaussian_data):

@@ -5,6 +5,7 @@ import numbers
 from pathlib import Path
 
 import dgm.models
+from dgm.checkpoint import load_model
 from dgm.core import GenerativeModel
 from dgm.data.base import Data, list_datasets
 from dgm.registry import (MODEL_DESCRIPTIONS, MODELS, accepts, check_options, describe_options, import_modules,
@@ -73,10 +74,8 @@ def create(name: str, shape: tuple[int, ...] | None = None, *, levels: int | Non
 
 
 def load(run_dir: str | Path) -> GenerativeModel:
-    """Rebuild a saved model from ``config.json`` and ``model.safetensors`` in ``run_dir``
-    (:meth:`dgm.run_folder.RunFolder.load_model`: with a warning while a process still trains the run there)."""
-    from dgm.run_folder import RunFolder  # the run folder's module builds on this one
-    return RunFolder(run_dir).load_model()
+    """Rebuild a saved model from ``config.json`` and ``model.safetensors`` in ``run_dir``."""
+    return load_model(run_dir, model_class)
 
 
 __all__ = ["create", "load", "list_models", "list_datasets", "model_class"]

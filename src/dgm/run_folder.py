@@ -25,8 +25,8 @@ from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_warn
 
-from dgm.api import model_class
-from dgm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, read_json, write_json
+from dgm.api import load
+from dgm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_json, write_json
 from dgm.data.base import Data
 from dgm.data.base import load as load_data
 
@@ -184,7 +184,7 @@ class RunFolder:
         if process is not None:
             rank_zero_warn(f"{self.path} is still being trained by process {process}: this is the model it exported "
                            "at its last epoch's end, not the final one")
-        return load_model(self.path, model_class)
+        return load(self.path)
 
     def load_data(self) -> Data:
         """The data set the run was trained on, rebuilt from its name and options."""
